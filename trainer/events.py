@@ -1,0 +1,117 @@
+"""Messages between the UI/CLI and the trainer process.
+
+Plain, picklable dataclasses of Python scalars (never tensors), so they cross
+the spawn-context queue cheaply and the TUI can import them without torch.
+Flow: RunRequest goes down to the worker; events come back up.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def new_run_id() -> str:
+    """Sortable, unique, filename-safe: ``20261122-221503-3fa2c1``."""
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """One run to train: a full config plus where it came from."""
+
+    config: dict[str, Any]  # RunConfig.to_dict()
+    preset: str = "custom"
+    variant: str = ""
+    repeat: int = 0
+    group: str = ""  # one lesson launch: all its variants × repeats share it
+    run_id: str = field(default_factory=new_run_id)
+
+
+@dataclass(frozen=True)
+class RunStarted:
+    run_id: str
+    config: dict[str, Any]
+    preset: str
+    variant: str
+    repeat: int
+    group: str
+    device: str  # "cuda" | "cpu"
+    device_name: str  # e.g. "NVIDIA H100 80GB HBM3" or the CPU model
+    torch_version: str
+    params: int
+    steps_per_epoch: int
+    train_size: int
+    val_size: int
+    test_size: int
+    dataset_note: str = ""  # e.g. "synthetic (not CIFAR-10)" or a checksum warning
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Throttled (≤10/s) view of the epoch in progress."""
+
+    run_id: str
+    epoch: int  # 1-based
+    step: int  # steps done in this epoch
+    steps: int  # steps per epoch
+    loss: float  # running mean over this epoch so far
+    acc: float  # running accuracy over this epoch so far (0–1)
+    images_per_s: float
+
+
+@dataclass(frozen=True)
+class EpochEnd:
+    run_id: str
+    epoch: int  # 1-based
+    train_loss: float
+    train_acc: float
+    val_loss: float
+    val_acc: float
+    lr: float  # lr used during this epoch
+    seconds: float
+    is_best: bool  # best val loss so far (the kept checkpoint when keep_best)
+    lr_dropped: bool  # the schedule lowered the lr after this epoch
+
+
+@dataclass(frozen=True)
+class RunFinished:
+    run_id: str
+    test_loss: float
+    test_acc: float
+    best_epoch: int
+    best_val_acc: float
+    best_val_loss: float
+    epochs_done: int
+    train_seconds: float
+    images_per_s: float
+    early_stopped: bool = False
+
+
+@dataclass(frozen=True)
+class RunFailed:
+    run_id: str
+    kind: str  # "error" | "out_of_memory" | "data" | "config" | "worker_died"
+    message: str  # one line, shown in table and CLI
+    traceback: str = ""
+
+
+@dataclass(frozen=True)
+class RunStopped:
+    run_id: str
+    epochs_done: int
+
+
+@dataclass(frozen=True)
+class Notice:
+    """Something the user should read that is not a run result (data warnings, store I/O)."""
+
+    message: str
+    level: str = "info"  # "info" | "warning" | "error"
+    run_id: str = ""
+
+
+Event = RunStarted | Progress | EpochEnd | RunFinished | RunFailed | RunStopped | Notice
+TERMINAL = (RunFinished, RunFailed, RunStopped)

@@ -1,0 +1,46 @@
+"""Per-user default locations (runs, data, cache, user presets).
+
+`CNN_TUI_HOME` puts all of them under one folder, which keeps tests and CI runs isolated
+from a user's real data; otherwise platformdirs picks the OS-appropriate places.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from platformdirs import user_cache_path, user_config_path, user_data_path
+
+APP = "cnn-tui"
+
+
+def _home() -> Path | None:
+    value = os.environ.get("CNN_TUI_HOME")
+    return Path(value).expanduser() if value else None
+
+
+def runs_dir() -> Path:
+    """Where the run store lives unless `--runs-dir` says otherwise."""
+    home = _home()
+    return (home / "runs") if home else user_data_path(APP) / "runs"
+
+
+def cache_dir() -> Path:
+    """Decoded-dataset tensor caches (safe to delete)."""
+    home = _home()
+    return (home / "cache") if home else user_cache_path(APP)
+
+
+def data_dir() -> Path:
+    """Dataset folder: `CNN_TUI_DATA`, else a per-user cache folder."""
+    env = os.environ.get("CNN_TUI_DATA")
+    if env:
+        return Path(env).expanduser()
+    home = _home()
+    return (home / "data") if home else user_cache_path(APP) / "data"
+
+
+def user_presets_dir() -> Path:
+    """Lesson files a user or instructor adds; loaded after the built-in ones."""
+    home = _home()
+    return (home / "presets") if home else user_config_path(APP) / "presets"
