@@ -16,7 +16,9 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 DATASETS = ("cifar10", "synthetic")
-INITS = ("glorot_uniform", "glorot_normal", "he_normal", "he_uniform", "torch_default", "normal_0.01")
+INITS = (
+    "glorot_uniform", "glorot_normal", "he_normal", "he_uniform", "torch_default", "normal_0.01",
+)
 ACTIVATIONS = ("relu", "leaky_relu", "sigmoid", "tanh")
 HEADS = ("flatten", "gap")
 DOWNSAMPLES = ("maxpool", "stride2")
@@ -218,7 +220,8 @@ def normalize(key: str, value: Any) -> Any:
             raise _bad(key, value)
         return int(value)
     if f.kind == "float":
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        numeric = isinstance(value, int | float) and not isinstance(value, bool)
+        if not numeric or not math.isfinite(value):
             raise _bad(key, value)
         if not f.lo <= value <= f.hi:  # type: ignore[operator]
             raise _bad(key, value)
