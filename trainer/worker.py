@@ -1,0 +1,427 @@
+"""The trainer process: trains one requested run at a time and reports events.
+
+It runs in a spawn-context child (never fork: CUDA does not survive a fork, and the parent may
+be a Textual app with threads). torch, the data and the loop are imported only inside
+`worker_main`, so the parent (which imports this module to name the target) stays torch-free.
+
+The worker persists every run itself (through `store.apply_event` + `RunStore.save`) before it
+reports an event, so the store is right even if the parent vanishes; the parent's job is only
+to show events and to notice when this process dies.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import faulthandler
+import gc
+import multiprocessing
+import os
+import queue
+import signal
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from pathlib import Path
+from typing import Any
+
+from trainer.config import ConfigError, RunConfig
+from trainer.events import TERMINAL, EpochEnd, Event, Notice, RunFailed, RunRequest, RunStarted
+from trainer.store import RunStore, StoreError, apply_event, first_line, host_name, request_record
+
+LOG_MAX_BYTES = 5_000_000  # rotate the worker log once it grows past this
+RAW_CACHE_SIZE = 2  # decoded datasets kept in memory across runs (CIFAR-10 is ~180 MB)
+MESSAGE_MAX = 300  # one-line failure messages are cut here; the store keeps the traceback
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """What the worker needs to know; picklable (plain strings) because it crosses spawn."""
+
+    runs_dir: str | None = None  # None: the per-user runs dir (TrainerProcess fills it in)
+    data_dir: str | None = None  # None: the usual places (see trainer.locate)
+    device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:N"
+    log_path: str | None = None  # the TUI owns the terminal: worker output goes here
+
+
+class _DeviceError(Exception):
+    pass
+
+
+def worker_main(requests: Connection, events: Connection, stop_flag: Any,
+                settings: WorkerSettings) -> None:
+    """Entry point of the child: serve requests until None, EOF or the parent's death.
+
+    `requests` yields RunRequest (None = shut down); `events` carries events back;
+    `stop_flag.value` non-zero asks the current run to stop (checked every batch).
+    """
+    # Ctrl-C reaches the whole foreground process group; the parent decides what it means.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    global _verbose
+    if settings.log_path:
+        _redirect_output(settings.log_path)
+        _verbose = True
+    faulthandler.enable()  # a segfault in a native library leaves a trace in the log
+    _watch_parent()
+    sender = _Sender(events)
+    try:
+        worker = _Worker(settings, sender, stop_flag)
+        while True:
+            try:
+                request = requests.recv()
+            except (EOFError, OSError):
+                break  # parent closed its end: nobody left to train for
+            if request is None:
+                break
+            try:
+                worker.run(request)
+            except Exception as exc:  # a bug in reporting itself: still end the run visibly
+                _log(f"internal error in run {request.run_id}:\n{traceback.format_exc()}",
+                     always=True)
+                report = worker.reporter
+                if report is None or report.run_id != request.run_id or not report.terminal:
+                    sender.put(RunFailed(run_id=request.run_id, kind="error",
+                                         message=f"internal error: {type(exc).__name__}: {exc}",
+                                         traceback=traceback.format_exc()))
+    finally:
+        sender.close(timeout=2.0)
+        _log("worker exiting")
+
+
+_verbose = False  # log progress lines only into a log file, never onto a user's terminal
+
+
+def _log(text: str, always: bool = False) -> None:
+    if not (_verbose or always):
+        return
+    print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} [worker {os.getpid()}] {text}",
+          file=sys.stderr, flush=True)
+
+
+def _redirect_output(log_path: str) -> None:
+    """Point fds 1 and 2 at the log, so prints, warnings and native-library messages from this
+    process never draw over the TUI."""
+    path = Path(log_path).expanduser()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.exists() and path.stat().st_size > LOG_MAX_BYTES:
+            os.replace(path, path.with_name(path.name + ".1"))
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    except OSError:
+        fd = os.open(os.devnull, os.O_WRONLY)  # silence beats a garbled screen
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    with contextlib.suppress(AttributeError, ValueError):
+        sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+        sys.stderr.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+
+
+def _watch_parent() -> None:
+    """Exit within moments of the parent's death (kill -9, SIGHUP of a dropped SSH session).
+
+    The parent's sentinel becomes readable when it dies; a daemon thread waits on it because
+    the main thread is busy training. The run's record stays "running" and the next
+    RunStore.load() marks it interrupted, keeping the finished epochs.
+    """
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        wait([parent.sentinel])
+        _log("parent process is gone; exiting")
+        os._exit(3)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+class _Sender:
+    """Sends events from a background thread so training never waits on a busy parent."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self._queue: queue.SimpleQueue[Event | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="event-sender", daemon=True)
+        self._thread.start()
+
+    def put(self, event: Event) -> None:
+        self._queue.put(event)
+
+    def _run(self) -> None:
+        while True:
+            event = self._queue.get()
+            if event is None:
+                return
+            try:
+                self._conn.send(event)
+            except (OSError, EOFError):
+                return  # parent gone: the watcher thread ends this process
+
+    def close(self, timeout: float) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout)
+
+
+def _plain(value: Any) -> Any:
+    """`value` as builtin Python types. Events are unpickled in the torch-free parent: a
+    torch or numpy scalar (or torch's TorchVersion string) in an event would import torch
+    there, or fail to unpickle."""
+    kind = type(value)
+    if kind in (str, int, float, bool) or value is None:
+        return value
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if hasattr(value, "item"):  # numpy / torch scalars
+        return _plain(value.item())
+    return str(value)
+
+
+def plain_event(event: Event) -> Event:
+    """The event with every field a builtin (a copy only when something had to change)."""
+    changes = {}
+    for f in dataclasses.fields(event):
+        value = getattr(event, f.name)
+        if type(value) not in (str, int, float, bool):
+            plain = _plain(value)
+            if plain is not value:
+                changes[f.name] = plain
+    return dataclasses.replace(event, **changes) if changes else event
+
+
+def _thread_count() -> int:
+    """Use the cores we may run on, leaving one to the UI on machines with more than four."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count() or 1
+    return max(1, cores if cores <= 4 else cores - 1)
+
+
+class _Worker:
+    """State kept across runs: torch, the resolved device and decoded datasets."""
+
+    def __init__(self, settings: WorkerSettings, sender: _Sender, stop_flag: Any) -> None:
+        self.settings = settings
+        self.sender = sender
+        self.stop_flag = stop_flag
+        self.store = RunStore(settings.runs_dir)
+        self.raw_cache: dict[tuple[str, str | None], Any] = {}
+        self.import_error = ""
+        self.torch: Any = None
+        self.reporter: RunReporter | None = None  # the run in progress
+        try:
+            import torch
+
+            from trainer import data, loop
+        except Exception as exc:  # a broken install: fail each run with the reason, stay up
+            self.import_error = f"could not import the training code: {type(exc).__name__}: {exc}"
+            _log(self.import_error + "\n" + traceback.format_exc(), always=True)
+            return
+        self.torch, self.data, self.loop = torch, data, loop
+        if "OMP_NUM_THREADS" not in os.environ:  # an explicit user choice wins
+            torch.set_num_threads(_thread_count())
+        _log(f"ready: torch {torch.__version__}, {torch.get_num_threads()} threads, "
+             f"cuda {'available' if torch.cuda.is_available() else 'not available'}")
+
+    # -- one run ------------------------------------------------------------------------
+    def should_stop(self) -> bool:
+        return bool(self.stop_flag.value)
+
+    def run(self, request: RunRequest) -> None:
+        report = self.reporter = RunReporter(self.store, self.sender.put, request,
+                                             self.env_guess())
+        _log(f"run {request.run_id} ({request.preset}/{request.variant} #{request.repeat})")
+        if self.import_error:
+            report.fail("error", self.import_error)
+            return
+        try:
+            cfg = RunConfig.from_dict(request.config)
+        except ConfigError as exc:
+            report.fail("config", exc.message)
+            return
+        except (TypeError, ValueError, AttributeError) as exc:
+            report.fail("config", f"invalid run config: {exc}")
+            return
+        device = None
+        failure: tuple[str, str, str] | None = None
+        loaded = False
+        try:
+            device = self.resolve_device()
+            raw = self.raw_data(cfg, report)
+            loaded = True
+            self.loop.train(request, raw, device, report.emit, self.should_stop)
+        except _DeviceError as exc:
+            failure = ("config", str(exc), "")
+        except Exception as exc:
+            if isinstance(exc, self.data.DataError):  # the user can fix it: full fix-it text
+                # Loading failed: the dataset itself is missing/broken ("data", and every run
+                # on it would fail alike). After loading: this run's settings do not fit the
+                # data, e.g. a train_subset too small to split ("config").
+                kind = "config" if loaded else "data"
+                failure = (kind, exc.message, "".join(traceback.format_exception(exc)))
+            else:
+                failure = self.classify(exc, cfg, device)
+            # Tracebacks keep every frame alive, and with them the model and optimizer
+            # tensors: clear them so the memory is really free for the next run.
+            traceback.clear_frames(exc.__traceback__)
+        if failure is not None:
+            kind, message, tb = failure
+            if report.terminal:  # the loop already reported the result; just log the error
+                _log(f"error after the end of run {request.run_id}:\n{tb}")
+            else:
+                report.fail(kind, message, tb)
+            self.release_memory(device)
+        elif not report.terminal:
+            report.fail("error", "training ended without reporting a result")
+        status = report.record.get("status") if report.record else "?"
+        _log(f"run {request.run_id} done: {status}")
+
+    def env_guess(self) -> dict[str, Any]:
+        """What a record gets as "env" when the run fails before the loop reports RunStarted."""
+        return {"device": str(self.settings.device),
+                "torch": str(getattr(self.torch, "__version__", "")),
+                "python": sys.version.split()[0], "host": host_name(),
+                "worker_pid": os.getpid()}
+
+    def classify(self, exc: BaseException, cfg: RunConfig, device: Any) -> tuple[str, str, str]:
+        tb = "".join(traceback.format_exception(exc))
+        if self.is_oom(exc):
+            where = str(device) if device is not None else "this device"
+            return ("out_of_memory", f"out of memory on {where} — try a smaller batch_size "
+                    f"(was {cfg.batch_size})", tb)
+        text = first_line(str(exc))
+        message = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+        if len(message) > MESSAGE_MAX:
+            message = message[: MESSAGE_MAX - 1] + "…"
+        return ("error", message, tb)
+
+    def is_oom(self, exc: BaseException) -> bool:
+        if isinstance(exc, MemoryError):
+            return True
+        oom = getattr(self.torch.cuda, "OutOfMemoryError", None)
+        if oom is not None and isinstance(exc, oom):
+            return True
+        text = str(exc).lower()
+        # CUDA says "out of memory"; PyTorch's CPU allocator says "can't allocate memory".
+        return isinstance(exc, RuntimeError) and (
+            "out of memory" in text or "can't allocate memory" in text)
+
+    def release_memory(self, device: Any) -> None:
+        """After a failure, hand cached GPU blocks back so the next run starts clean."""
+        gc.collect()
+        if device is not None and getattr(device, "type", "") == "cuda":
+            with contextlib.suppress(Exception):
+                self.torch.cuda.empty_cache()
+
+    def resolve_device(self) -> Any:
+        torch = self.torch
+        name = (self.settings.device or "auto").strip().lower()
+        if name == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        try:
+            device = torch.device(name)
+        except (RuntimeError, ValueError):
+            raise _DeviceError(f"unknown device '{name}' — use auto, cpu or cuda") from None
+        if device.type == "cuda":
+            if not torch.cuda.is_available():
+                raise _DeviceError(
+                    f"device '{name}' was asked for but CUDA is not available to PyTorch "
+                    f"{torch.__version__} (CUDA build: {torch.version.cuda or 'none'}) — "
+                    "use --device auto or cpu")
+            if device.index is not None and device.index >= torch.cuda.device_count():
+                raise _DeviceError(f"device '{name}' does not exist: "
+                                   f"{torch.cuda.device_count()} GPU(s) visible")
+        elif device.type != "cpu":
+            raise _DeviceError(f"device '{name}' is not supported — use auto, cpu or cuda")
+        return device
+
+    def raw_data(self, cfg: RunConfig, report: RunReporter) -> Any:
+        """Decoded dataset, cached across runs (a lesson trains many runs on the same data)."""
+        key = (cfg.dataset, self.settings.data_dir)
+        if key in self.raw_cache:
+            return self.raw_cache[key]
+
+        def notify(message: str) -> None:
+            report.emit(Notice(message=message, level="info", run_id=report.run_id))
+
+        raw = self.data.load_raw(cfg.dataset, self.settings.data_dir, notify=notify)
+        while len(self.raw_cache) >= RAW_CACHE_SIZE:
+            self.raw_cache.pop(next(iter(self.raw_cache)))
+        self.raw_cache[key] = raw
+        return raw
+
+
+class RunReporter:
+    """One run's reporting: fold each event into the record, persist it at the durable points
+    (RunStarted, every EpochEnd, the end), then send it on.
+
+    Saving before sending means that whenever the parent sees an event, the store already has
+    it. A failed save (disk full) does not stop training: the user gets one warning per run.
+    Torch-free, so it can be tested without a worker.
+    """
+
+    def __init__(self, store: RunStore, send: Callable[[Event], None], request: RunRequest,
+                 env: dict[str, Any] | None = None) -> None:
+        self.store = store
+        self.send = send
+        self.request = request
+        self.run_id = request.run_id
+        self.env = env or {}
+        self.record: dict[str, Any] | None = None
+        self.terminal = False  # a RunFinished/RunStopped/RunFailed went out
+        self.store_warned = False
+
+    def emit(self, event: Event) -> None:
+        event = plain_event(event)
+        if isinstance(event, TERMINAL):
+            if self.terminal:
+                return  # one result per run, whatever happens afterwards
+            self.terminal = True
+        self.record = apply_event(self.record, event)
+        notice = None
+        if isinstance(event, (RunStarted, EpochEnd, *TERMINAL)):
+            notice = self.save()
+        self.send(event)
+        if notice is not None:
+            self.send(notice)
+
+    def save(self) -> Notice | None:
+        """Persist the record; on failure return the (first) warning to show."""
+        assert self.record is not None
+        try:
+            self.store.save(self.record)
+        except StoreError as exc:
+            _log(exc.message)
+            if self.store_warned:
+                return None
+            self.store_warned = True  # once per run: the UI should not drown in warnings
+            notice = Notice(message=f"{exc.message} — training goes on, but this run may not "
+                            "be kept", level="warning", run_id=self.run_id)
+            self.record = apply_event(self.record, notice)
+            return notice
+        return None
+
+    def fail(self, kind: str, message: str, tb: str = "") -> None:
+        """Report the run as failed; a run that never started still gets a stored record."""
+        if self.record is None:
+            self.record = {**request_record(self.request, status="running"), "env": self.env}
+        if tb:
+            _log(f"run {self.run_id} failed ({kind}): {first_line(message)}\n{tb}")
+        self.emit(RunFailed(run_id=self.run_id, kind=kind, message=message, traceback=tb))
