@@ -1,0 +1,537 @@
+"""Lesson presets: TOML files that describe one controlled experiment each.
+
+A preset names a handful of variants that differ in exactly the setting the lesson is about,
+plus the course's finding in human text (`expect`) and in machine-checkable form (`claims`)
+so the verdict can compare a user's runs with it. Presets come from the package
+(`presets.BUILTIN_DIR`), then the per-user folder, then any `--presets-dir`; a later file with
+the same key replaces an earlier one, so an instructor can override a built-in lesson.
+
+Loading never raises for a bad file: each problem becomes a `PresetProblem` naming the file,
+the line (when it can be found) and what is allowed, and the other presets still load.
+Torch-free: the TUI imports this.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from presets import BUILTIN_DIR
+from trainer import paths
+from trainer.config import KEYS, MAX_SEED, SCHEMA, ConfigError, RunConfig, allowed, describe
+from trainer.events import RunRequest, new_run_id
+
+METRICS: tuple[str, ...] = (
+    "test_acc",
+    "test_loss",
+    "best_val_acc",
+    "best_epoch",
+    "seconds_per_epoch",
+    "params",
+    "val_acc_std",
+    "final_train_loss",
+    "epoch1_val_acc",
+)
+"""Metrics a claim may name; kept in step with `trainer.stats.METRICS` (same names)."""
+
+EXPECTS = ("higher", "lower", "similar")
+CUSTOM = "custom"  # the preset name of runs launched from plain settings, not a lesson
+
+TOP_KEYS = ("title", "summary", "lesson", "expect", "repeats", "base", "try_next", "variants",
+            "claims", "order")
+CLAIM_KEYS = ("variant", "metric", "expect", "effect", "tolerance")
+# A preset's own `repeats` decides how many runs it makes; letting base/variants set it too
+# would give two sources of truth.
+_NOT_IN_CONFIG = ("repeats",)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One arm of the experiment: a label and the settings it changes."""
+
+    label: str
+    changes: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Claim:
+    """`variant` vs the baseline on `metric` should come out `expect`ed.
+
+    `effect` is the course's effect-size range as [low, high] of (variant − baseline) in metric
+    units, so it is negative for "lower" claims (accuracies are fractions: 0.05 = 5 points).
+    `tolerance` is the largest |variant − baseline| that still counts as "similar".
+    """
+
+    variant: str
+    metric: str
+    expect: str  # "higher" | "lower" | "similar"
+    effect: tuple[float, float] | None = None
+    tolerance: float | None = None
+
+
+@dataclass(frozen=True)
+class PresetProblem:
+    """Why one lesson file could not be used; `str()` is the one-line message to show."""
+
+    path: Path
+    message: str
+    line: int | None = None
+    key: str | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.path}, line {self.line}" if self.line else str(self.path)
+        return f"{where}: {self.message}"
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A loaded, fully validated lesson."""
+
+    key: str
+    title: str
+    summary: str
+    lesson: str
+    expect: str
+    base: dict[str, Any]
+    variants: list[Variant]
+    repeats: int
+    claims: list[Claim]
+    try_next: list[str]
+    source: Path
+    order: int = 1000
+
+    @property
+    def baseline(self) -> Variant:
+        return self.variants[0]
+
+    @property
+    def labels(self) -> list[str]:
+        return [v.label for v in self.variants]
+
+    def varied_keys(self) -> list[str]:
+        """Setting keys some variant changes, in first-seen order: the lesson's 'toggles'."""
+        seen: dict[str, None] = {}
+        for v in self.variants:
+            seen.update(dict.fromkeys(v.changes))
+        return list(seen)
+
+    def base_config(self, overrides: Mapping[str, Any] | None = None) -> RunConfig:
+        """Defaults ← preset base ← user overrides."""
+        return RunConfig.from_dict(dict(overrides or {}), base=RunConfig.from_dict(self.base))
+
+    def variant_config(self, index: int, overrides: Mapping[str, Any] | None = None) -> RunConfig:
+        """The base config with variant `index`'s changes on top (the lesson's keys win)."""
+        return self.base_config(overrides).replace(**self.variants[index].changes)
+
+    def variant_index(self, label: str) -> int:
+        return self.labels.index(label)
+
+
+# -- building run requests ------------------------------------------------------------------
+
+
+def new_group_id() -> str:
+    """Shared by every run of one launch, so results of a launch can be told apart."""
+    return "g-" + new_run_id()
+
+
+def _seeded(cfg: RunConfig, repeat: int, repeats: int) -> RunConfig:
+    # Repeat r of every variant gets the same seed, so variants see the same init draw and
+    # batch order and differences come from the lesson's setting (a paired design).
+    return cfg.replace(seed=(cfg.seed + repeat) % (MAX_SEED + 1), repeats=repeats)
+
+
+def build_requests(
+    preset: Preset,
+    overrides: Mapping[str, Any] | None = None,
+    repeats: int | None = None,
+    group: str | None = None,
+) -> list[RunRequest]:
+    """All variants × repeats, repeat-major: a full comparison exists after the first round.
+
+    Repeat count: `repeats` argument, else `overrides["repeats"]`, else the preset's.
+    Raises ConfigError when an override is invalid.
+    """
+    overrides = dict(overrides or {})
+    from_overrides = overrides.pop("repeats", None)
+    n = RunConfig().replace(repeats=repeats or from_overrides or preset.repeats).repeats
+    group = group or new_group_id()
+    configs = [preset.variant_config(i, overrides) for i in range(len(preset.variants))]
+    return [
+        RunRequest(
+            config=_seeded(cfg, r, n).to_dict(),
+            preset=preset.key,
+            variant=variant.label,
+            repeat=r,
+            group=group,
+        )
+        for r in range(n)
+        for variant, cfg in zip(preset.variants, configs, strict=True)
+    ]
+
+
+def custom_requests(
+    cfg: RunConfig, label: str | None = None, group: str | None = None
+) -> list[RunRequest]:
+    """`cfg.repeats` paired-seed runs of one plain config (preset "custom")."""
+    group = group or new_group_id()
+    label = label or cfg.label(skip=("repeats", "seed"))
+    return [
+        RunRequest(
+            config=_seeded(cfg, r, cfg.repeats).to_dict(),
+            preset=CUSTOM,
+            variant=label,
+            repeat=r,
+            group=group,
+        )
+        for r in range(cfg.repeats)
+    ]
+
+
+def overrides_shadowed(preset: Preset, overrides: Mapping[str, Any]) -> list[str]:
+    """Override keys that some variant sets itself, so the override has no effect there."""
+    varied = set(preset.varied_keys())
+    return [k for k in overrides if k in varied]
+
+
+# -- loading ------------------------------------------------------------------------------------
+
+
+class _Bad(Exception):
+    """Internal: one validation failure, turned into a PresetProblem by the loader."""
+
+    def __init__(self, message: str, line: int | None = None, key: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.line = line
+        self.key = key
+
+
+def _suggest(word: str, known: Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, list(known), n=1, cutoff=0.5)
+    return f" — did you mean '{close[0]}'?" if close else f" (allowed: {', '.join(known)})"
+
+
+class _Lines:
+    """Finds the line of a key in the source text; tomllib does not report positions for
+    values that parse fine but are wrong, and a line number saves the user a hunt."""
+
+    def __init__(self, text: str) -> None:
+        self.lines = text.splitlines()
+
+    def table(self, header: str, index: int) -> int | None:
+        """1-based line of the `index`-th `[[header]]` (0-based index)."""
+        pattern = re.compile(r"^\s*\[\[\s*" + re.escape(header) + r"\s*\]\]")
+        hits = [i + 1 for i, line in enumerate(self.lines) if pattern.match(line)]
+        return hits[index] if index < len(hits) else None
+
+    def base(self) -> int | None:
+        """Line of `base = {...}` or of a `[base]` table."""
+        for i, line in enumerate(self.lines):
+            if re.match(r"^\s*(base\s*=|\[\s*base\s*\])", line):
+                return i + 1
+        return None
+
+    def key(self, key: str, start: int | None = 1, stop: str | None = r"^\s*\[") -> int | None:
+        """First line at or after `start` that assigns `key` (stopping at the next table)."""
+        if start is None:
+            return None
+        pattern = re.compile(r"(^|[\s{,])" + re.escape(key) + r"\s*=")
+        end = re.compile(stop) if stop else None
+        for i in range(start - 1, len(self.lines)):
+            line = self.lines[i]
+            if i > start - 1 and end and end.match(line):
+                break
+            if pattern.search(line.split("#", 1)[0]):
+                return i + 1
+        return None
+
+
+def _check_settings(data: Any, where: str, lines: _Lines, start: int | None,
+                    base: RunConfig | None, extra: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Validate a table of run settings; return it with canonical values."""
+    if not isinstance(data, dict):
+        raise _Bad(f"{where} must be a table of settings, e.g. {{ init = \"he_normal\" }}",
+                   start)
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if key in extra:
+            continue
+        line = lines.key(key, start) or start
+        if key in _NOT_IN_CONFIG:
+            raise _Bad(f"{where}: '{key}' is set by the top-level `repeats = N` of the preset",
+                       line, key)
+        if key not in SCHEMA:
+            raise _Bad(f"{where}: unknown setting '{key}'{_suggest(key, KEYS + extra)}", line, key)
+        try:
+            cfg = RunConfig.from_dict({key: value}, base=base)
+        except ConfigError as err:
+            raise _Bad(f"{where}: {err.message}", line, key) from None
+        canonical = cfg.to_dict()[key]
+        out[key] = canonical
+    return out
+
+
+def reflow(text: str) -> str:
+    """Join hard-wrapped lines of each paragraph so a UI can wrap them to its own width;
+    blank lines (paragraph breaks) and lines starting with a list marker are kept."""
+    paragraphs = re.split(r"\n\s*\n", text.strip())
+    out = []
+    for para in paragraphs:
+        lines = [line.strip() for line in para.splitlines()]
+        merged: list[str] = []
+        for line in lines:
+            if merged and not re.match(r"^([-*•]|\d+[.)])\s", line):
+                merged[-1] += " " + line
+            else:
+                merged.append(line)
+        out.append("\n".join(merged))
+    return "\n\n".join(out)
+
+
+def _text(data: dict[str, Any], key: str, lines: _Lines, required: bool = False) -> str:
+    value = data.get(key, "")
+    if not isinstance(value, str):
+        raise _Bad(f"'{key}' must be a string", lines.key(key), key)
+    if required and not value.strip():
+        raise _Bad(f"missing '{key}' (a non-empty string)", None, key)
+    return reflow(value)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _parse(path: Path, text: str) -> Preset:
+    """Validate one lesson file's text; raise _Bad on the first problem."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        msg = str(err)
+        m = re.search(r"\(at line (\d+), column (\d+)\)", msg)
+        line = int(m.group(1)) if m else None
+        if m:
+            msg = f"{msg[: m.start()].strip()} (column {m.group(2)})"
+        raise _Bad(f"TOML syntax error: {msg}", line) from None
+    lines = _Lines(text)
+    key = path.stem
+    if key == CUSTOM:
+        raise _Bad(f"'{CUSTOM}' is reserved for runs made from plain settings; rename the file")
+
+    for name in data:
+        if name not in TOP_KEYS:
+            if name in SCHEMA:
+                hint = (f" — '{name}' is a run setting: put it in `base = {{ ... }}` (all "
+                        "variants) or in a [[variants]] table")
+            else:
+                hint = _suggest(name, TOP_KEYS)
+            raise _Bad(f"unknown key '{name}'{hint}", lines.key(name, 1, r"^\s*\["), name)
+
+    title = _text(data, "title", lines, required=True)
+    summary = _text(data, "summary", lines)
+    if "\n" in summary:
+        raise _Bad("'summary' must be one line (it is shown in the lesson list)",
+                   lines.key("summary"), "summary")
+
+    base = _check_settings(data.get("base", {}), "base", lines, lines.base(), None)
+    base_cfg = RunConfig.from_dict(base)
+
+    repeats = data.get("repeats", 1)
+    if not isinstance(repeats, int) or isinstance(repeats, bool) or not 1 <= repeats <= 100:
+        raise _Bad(f"'repeats' must be {allowed('repeats')}, got {repeats!r}",
+                   lines.key("repeats"), "repeats")
+
+    order = data.get("order", 1000)
+    if not isinstance(order, int) or isinstance(order, bool):
+        raise _Bad(f"'order' must be an integer, got {order!r}", lines.key("order"), "order")
+
+    try_next = data.get("try_next", [])
+    if not isinstance(try_next, list) or not all(isinstance(s, str) for s in try_next):
+        raise _Bad("'try_next' must be a list of strings", lines.key("try_next"), "try_next")
+
+    raw_variants = data.get("variants")
+    if not raw_variants:
+        raise _Bad("missing [[variants]]: add at least one table with a `label` and the "
+                   "settings it changes (the first is the baseline)", None, "variants")
+    if not isinstance(raw_variants, list) or not all(isinstance(v, dict) for v in raw_variants):
+        raise _Bad("'variants' must be [[variants]] tables", lines.key("variants"), "variants")
+    variants: list[Variant] = []
+    for i, raw in enumerate(raw_variants):
+        start = lines.table("variants", i)
+        label = raw.get("label")
+        where = f"[[variants]] #{i + 1}" + (f" ('{label}')" if isinstance(label, str) else "")
+        if not isinstance(label, str) or not label.strip():
+            raise _Bad(f"{where}: missing `label = \"...\"` (the name shown for this variant)",
+                       start, "label")
+        if label.strip() in {v.label for v in variants}:
+            raise _Bad(f"{where}: duplicate label (labels must be unique)",
+                       lines.key("label", start), "label")
+        changes = _check_settings(raw, where, lines, start, base_cfg, extra=("label",))
+        variants.append(Variant(label.strip(), changes))
+
+    claims = [_claim(raw, i, variants, lines) for i, raw in enumerate(_claim_list(data, lines))]
+
+    return Preset(
+        key=key,
+        title=title,
+        summary=summary,
+        lesson=_text(data, "lesson", lines),
+        expect=_text(data, "expect", lines),
+        base=base,
+        variants=variants,
+        repeats=repeats,
+        claims=claims,
+        try_next=[s.strip() for s in try_next],
+        source=path,
+        order=order,
+    )
+
+
+def _claim_list(data: dict[str, Any], lines: _Lines) -> list[dict[str, Any]]:
+    raw = data.get("claims", [])
+    if not isinstance(raw, list) or not all(isinstance(c, dict) for c in raw):
+        raise _Bad("'claims' must be [[claims]] tables", lines.key("claims"), "claims")
+    return raw
+
+
+def _claim(raw: dict[str, Any], i: int, variants: list[Variant], lines: _Lines) -> Claim:
+    start = lines.table("claims", i)
+    where = f"[[claims]] #{i + 1}"
+
+    def line(key: str) -> int | None:
+        return lines.key(key, start) or start
+
+    for name in raw:
+        if name not in CLAIM_KEYS:
+            raise _Bad(f"{where}: unknown key '{name}'{_suggest(name, CLAIM_KEYS)}",
+                       line(name), name)
+    labels = [v.label for v in variants]
+    variant = raw.get("variant")
+    if variant not in labels[1:]:
+        if variant == labels[0]:
+            msg = (f"variant '{variant}' is the baseline; a claim compares another variant "
+                   "with it")
+        else:
+            shown = f"'{variant}'" if isinstance(variant, str) else "missing"
+            others = ", ".join(repr(x) for x in labels[1:]) or "none — add a second variant"
+            msg = f"variant {shown} is not a variant label of this preset (one of: {others})"
+            lowered = {x.lower(): x for x in labels[1:]}
+            close = difflib.get_close_matches(str(variant).lower(), lowered, n=1, cutoff=0.6)
+            if close:
+                msg += f" — did you mean '{lowered[close[0]]}'?"
+        raise _Bad(f"{where}: {msg}", line("variant"), "variant")
+    metric = raw.get("metric")
+    if metric not in METRICS:
+        hint = _suggest(str(metric), METRICS) if isinstance(metric, str) else ""
+        raise _Bad(f"{where}: metric must be one of {', '.join(METRICS)}, got {metric!r}{hint}",
+                   line("metric"), "metric")
+    expect = raw.get("expect")
+    if expect not in EXPECTS:
+        raise _Bad(f"{where}: expect must be one of {', '.join(EXPECTS)}, got {expect!r}",
+                   line("expect"), "expect")
+    effect = raw.get("effect")
+    if effect is not None:
+        if (not isinstance(effect, list) or len(effect) != 2 or not all(map(_number, effect))
+                or effect[0] > effect[1]):
+            raise _Bad(f"{where}: effect must be [low, high] (two numbers, low ≤ high), "
+                       f"got {effect!r}", line("effect"), "effect")
+        effect = (float(effect[0]), float(effect[1]))
+        # effect is signed (variant − baseline); catch the common slip of a positive range
+        # for a "lower" claim (or the reverse), which would make every verdict disagree.
+        if (expect == "higher" and effect[1] <= 0) or (expect == "lower" and effect[0] >= 0):
+            sign = "positive" if expect == "higher" else "negative"
+            raise _Bad(f"{where}: effect is variant − baseline, so for expect = \"{expect}\" "
+                       f"it should be {sign}, got {list(effect)}", line("effect"), "effect")
+    tolerance = raw.get("tolerance")
+    if tolerance is not None and (not _number(tolerance) or tolerance < 0):
+        raise _Bad(f"{where}: tolerance must be a number ≥ 0, got {tolerance!r}",
+                   line("tolerance"), "tolerance")
+    if expect == "similar" and tolerance is None:
+        raise _Bad(f"{where}: expect = \"similar\" needs a tolerance (the largest difference "
+                   "that still counts as similar, e.g. tolerance = 0.02)", start, "tolerance")
+    return Claim(variant, metric, expect, effect,
+                 None if tolerance is None else float(tolerance))
+
+
+def load_preset_file(path: Path) -> Preset | PresetProblem:
+    """One lesson file → a Preset, or the problem that keeps it from loading."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        return PresetProblem(path, "not UTF-8 text")
+    except OSError as err:
+        return PresetProblem(path, f"cannot read: {err.strerror or err}")
+    try:
+        return _parse(path, text)
+    except _Bad as bad:
+        return PresetProblem(path, bad.message, bad.line, bad.key)
+
+
+def _files(folder: Path) -> list[Path]:
+    if folder.is_file():
+        return [folder]
+    return sorted(p for p in folder.glob("*.toml") if p.is_file())
+
+
+def load_presets(
+    extra_dirs: Iterable[str | Path] = (),
+) -> tuple[dict[str, Preset], list[PresetProblem]]:
+    """Built-in, then user, then `extra_dirs` lessons, keyed by file stem (later wins).
+
+    Returns the presets in lesson order (`order`, then key) and every problem found.
+    A missing user folder is normal; a missing extra folder (asked for explicitly) is a problem.
+    """
+    found: dict[str, Preset] = {}
+    problems: list[PresetProblem] = []
+    folders: list[tuple[Path, bool]] = [(BUILTIN_DIR, False), (paths.user_presets_dir(), False)]
+    folders += [(Path(d).expanduser(), True) for d in extra_dirs]
+    for folder, explicit in folders:
+        if not folder.exists():
+            if explicit:
+                problems.append(PresetProblem(folder, "presets folder not found"))
+            continue
+        for file in _files(folder):
+            result = load_preset_file(file)
+            if isinstance(result, PresetProblem):
+                problems.append(result)
+            else:
+                found[result.key] = result
+    ordered = sorted(found.values(), key=lambda p: (p.order, p.key))
+    return {p.key: p for p in ordered}, problems
+
+
+def unknown_preset_message(key: str, known: Iterable[str]) -> str:
+    """`unknown preset 'bn'` plus the closest key or the list of keys."""
+    known = list(known)
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.5)
+    if close:
+        return f"unknown preset '{key}' — did you mean '{close[0]}'?"
+    return f"unknown preset '{key}' (available: {', '.join(known) or 'none'})"
+
+
+def variant_summary(preset: Preset, index: int) -> str:
+    """Short text of what variant `index` sets, e.g. 'BN on · init he_normal'."""
+    return " · ".join(describe(k, v) for k, v in preset.variants[index].changes.items())
+
+
+__all__ = [
+    "CUSTOM",
+    "METRICS",
+    "Claim",
+    "Preset",
+    "PresetProblem",
+    "Variant",
+    "build_requests",
+    "custom_requests",
+    "load_preset_file",
+    "load_presets",
+    "new_group_id",
+    "overrides_shadowed",
+    "unknown_preset_message",
+    "variant_summary",
+]
