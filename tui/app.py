@@ -1,0 +1,423 @@
+"""CnnTuiApp: state, trainer wiring and app-wide actions; the main screen draws it all.
+
+Data flows one way: key → RunRequest → TrainerProcess → events (bridge thread) →
+`TrainerEvents` message → RunState → widgets on the next refresh tick. The app never imports
+torch; the `TrainerProcess` is created by the caller *before* `App.run()` (its pipes and the
+multiprocessing resource tracker cannot be set up while Textual owns stderr) and passed in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+
+from textual import on
+from textual.app import App, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.css.query import NoMatches
+from textual.screen import Screen
+
+from trainer import locate
+from trainer.config import ConfigError
+from trainer.events import Event, RunRequest
+from trainer.export import default_export_path, write_csv
+from trainer.presets import Preset, PresetProblem, load_presets
+from trainer.store import RunStore, first_line
+from tui.bridge import Bridge
+from tui.messages import BridgeProblem, TrainerEvents
+from tui.screens.dialogs import ConfirmScreen, DataMissingScreen, ExportScreen
+from tui.screens.help import NAVIGATION, HelpScreen, binding_rows
+from tui.screens.main import MainScreen
+from tui.state import RunState, ToggleState
+from tui.widgets.lessons import LessonView
+from tui.widgets.results import ResultsTable
+from tui.widgets.runbar import run_name
+from tui.widgets.toggles import ToggleForm
+
+
+class Trainer(Protocol):
+    """What the app needs from `trainer.process.TrainerProcess` (tests may pass a fake)."""
+
+    def submit(self, requests: Iterable[RunRequest]) -> None: ...
+    def pending(self) -> list[RunRequest]: ...
+    def current(self) -> RunRequest | None: ...
+    def stop_current(self, force: bool = False) -> bool: ...
+    def cancel_queued(self) -> list[RunRequest]: ...
+    def poll(self, timeout: float = 0.1, max_events: int = 1000) -> list[Event]: ...
+    def shutdown(self, timeout: float = 3.0) -> list[Event]: ...
+    @property
+    def busy(self) -> bool: ...
+
+
+@dataclass
+class StartOptions:
+    """What `cnn-tui` was started with (the same options as `cnn-tui run`)."""
+
+    runs_dir: Path
+    data_dir: str | None = None
+    device: str = "auto"
+    presets_dirs: list[str] = field(default_factory=list)
+    overrides: dict[str, Any] = field(default_factory=dict)
+    blink: bool = True  # cursor blink; off for snapshot tests
+    refresh_interval: float = 0.25  # seconds between redraws of table, charts and run bar
+    check_data: bool = True  # look for CIFAR-10 at start (tests with fake trainers: off)
+    prestart: bool = True  # start the worker at once: it imports torch while you read
+
+
+class CnnTuiApp(App):
+    """The cnn-tui terminal app."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "cnn-tui"
+    ENABLE_COMMAND_PALETTE = True
+    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-narrow"), (110, "-wide")]
+    VERTICAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-short"), (34, "-tall")]
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("q", "request_quit", "Quit", tooltip="Quit (asks first while runs are going)"),
+        Binding("ctrl+c", "request_quit", "Quit", show=False, priority=True),
+        Binding("ctrl+q", "request_quit", "Quit", show=False, priority=True),
+        Binding("question_mark", "help", "Help", key_display="?", tooltip="Show every key"),
+        Binding("f1", "help", "Help", show=False),
+    ]
+
+    def __init__(self, trainer: Trainer, options: StartOptions,
+                 presets: dict[str, Preset] | None = None,
+                 problems: list[PresetProblem] | None = None) -> None:
+        super().__init__()
+        self.trainer = trainer
+        self.options = options
+        if presets is None:
+            presets, problems = load_presets(options.presets_dirs)
+        self.preset_problems = list(problems or [])
+        self.toggles = ToggleState(presets, options.overrides)
+        self.runs = RunState(presets)
+        self.store = RunStore(options.runs_dir)
+        records, self.store_warnings = self.store.load()
+        self.runs.load(records)
+        self.bridge = Bridge(trainer, self._deliver,
+                             on_error=lambda m: self.post_message(BridgeProblem(m)))
+        self._seen_notices: set[str] = set()
+        self._data_dialog_open = False
+        self._quitting = False
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def get_default_screen(self) -> Screen:
+        return MainScreen()
+
+    def on_mount(self) -> None:
+        for warning in self.store_warnings:
+            self.notify(warning, title="Run store", severity="warning", timeout=12)
+        for problem in self.preset_problems:
+            self.notify(str(problem), title="Lesson file skipped", severity="warning",
+                        timeout=12)
+        if self.options.check_data:
+            self.check_dataset()
+        start = getattr(self.trainer, "start", None)
+        if self.options.prestart and start is not None:
+            try:
+                start()
+            except Exception as err:  # the first run will try again and report it
+                self.notify(f"Could not start the trainer process yet: {err}",
+                            severity="warning")
+        self.bridge.start()
+        self.set_interval(self.options.refresh_interval, self._refresh_views)
+
+    async def on_unmount(self) -> None:
+        await asyncio.to_thread(self.shutdown_trainer)
+
+    def shutdown_trainer(self) -> None:
+        """Stop the bridge, then the worker (stopping its run, dropping the queue)."""
+        self.bridge.stop()
+        self.trainer.shutdown()
+
+    @property
+    def main(self) -> MainScreen:
+        for screen in self.screen_stack:
+            if isinstance(screen, MainScreen):
+                return screen
+        raise LookupError("main screen not mounted")
+
+    def _refresh_views(self) -> None:
+        # (NoMatches: the timer can still tick while the screen is torn down at exit.)
+        with contextlib.suppress(LookupError, NoMatches):
+            self.main.sync()
+
+    def update_titles(self) -> None:
+        cfg = self.toggles.config()
+        runs = self.runs
+        device = runs.device or self.options.device
+        if runs.device_name and runs.device == "cuda":
+            device = f"cuda · {runs.device_name}"
+        sub = f"{self.toggles.title} · data {cfg.dataset} · device {device}"
+        if self.sub_title != sub:
+            self.sub_title = sub
+
+    # -- trainer events ----------------------------------------------------------------------
+    def _deliver(self, events: list[Event], pending: list[RunRequest],
+                 current: RunRequest | None) -> None:
+        """Called on the bridge thread: hand the batch to the UI thread."""
+        if not self.post_message(TrainerEvents(events, pending, current)):
+            self.bridge.ack()
+
+    @on(TrainerEvents)
+    def _events(self, message: TrainerEvents) -> None:
+        try:
+            runs = self.runs
+            runs.sync_queue(message.pending, message.current)
+            update = runs.apply(message.events)
+            for notice in update.notices:
+                self._notice(notice.message, notice.level)
+            for run_id in update.started:
+                note = runs.records[run_id].get("dataset_note")
+                if note:
+                    self._notice(note, "info")
+            for failure in update.failures:
+                self._failed(failure.run_id, failure.kind, failure.message)
+            for run_id, status in update.ended:
+                if status == "stopped":
+                    rec = runs.records[run_id]
+                    done = (rec.get("summary") or {}).get("epochs_done", 0)
+                    self.notify(f"{run_name(rec)} stopped after {done} epoch"
+                                f"{'s' * (done != 1)} (kept)", timeout=4)
+            if update.ended and not runs.active():
+                self._all_done()
+        finally:
+            self.bridge.ack()
+
+    @on(BridgeProblem)
+    def _bridge_problem(self, message: BridgeProblem) -> None:
+        self.notify(message.message, severity="error", timeout=10)
+
+    def _notice(self, message: str, level: str) -> None:
+        if message in self._seen_notices:
+            return
+        self._seen_notices.add(message)
+        severity = {"warning": "warning", "error": "error"}.get(level, "information")
+        self.notify(message, severity=severity, timeout=8 if severity != "information" else 5)
+
+    def _failed(self, run_id: str, kind: str, message: str) -> None:
+        rec = self.runs.records.get(run_id, {})
+        name = run_name(rec) if rec else run_id
+        if kind == "data":
+            dropped = [r for r in self.trainer.cancel_queued()]
+            keep = [r for r in dropped if r.config.get("dataset") != rec.get("config", {}).get(
+                "dataset")]
+            if keep:
+                self.trainer.submit(keep)
+            self.runs.unqueue([r for r in dropped if r not in keep])
+            if not self._data_dialog_open:
+                self._data_dialog_open = True
+                self.clear_notifications()  # the start-up "will download" toast is moot now
+                self.push_screen(DataMissingScreen(message), self._data_answer)
+            return
+        hint = " — the next run starts a fresh trainer" if kind == "worker_died" else ""
+        self.notify(f"{name} failed: {first_line(message)}{hint}", title="Run failed",
+                    severity="error", timeout=10)
+
+    def _data_answer(self, use_synthetic: bool | None) -> None:
+        self._data_dialog_open = False
+        if use_synthetic:
+            self.set_dataset("synthetic")
+
+    def _all_done(self) -> None:
+        group = self.runs.group_runs(self.runs.chart_group)
+        finished = sum(r["status"] == "finished" for r in group)
+        if group:
+            self.notify(f"Done: {finished} of {len(group)} runs finished · e exports CSV",
+                        timeout=5)
+
+    # -- actions (also used by the command palette) ---------------------------------------------
+    def _blocked(self) -> bool:
+        """True (and tells the user where) when an invalid toggle blocks every start."""
+        bad = self.toggles.blocking_error()
+        if bad is None:
+            return False
+        key, why = bad
+        self.notify(f"Can't start: {why}", title=f"Invalid value for {key}", severity="error")
+        self.main.show_field(key)
+        return True
+
+    def run_lesson(self) -> None:
+        if self._blocked():
+            return
+        try:
+            requests = self.toggles.lesson_requests()
+        except ConfigError as err:
+            self.notify(err.message, severity="error")
+            return
+        t = self.toggles
+        what = (f"{t.title}: {len(t.preset.variants)} variants × {requests[0].config['repeats']}"
+                if t.preset else f"custom: {requests[0].variant}")
+        self._submit(requests, what)
+
+    def run_toggles(self) -> None:
+        if self._blocked():
+            return
+        try:
+            requests = self.toggles.toggle_requests()
+        except ConfigError as err:
+            self.notify(err.message, severity="error")
+            return
+        self._submit(requests, f"toggles: {requests[0].variant}")
+
+    def _submit(self, requests: list[RunRequest], what: str) -> None:
+        self.runs.queue(requests)
+        try:
+            self.trainer.submit(requests)
+        except Exception as err:  # trainer shut down or cannot start: say so, drop the rows
+            self.runs.unqueue(requests)
+            self.notify(f"Could not queue the runs: {err}", severity="error")
+            return
+        self.runs.sync_queue(self.trainer.pending(), self.trainer.current())
+        n = len(requests)
+        self.notify(f"Queued {n} run{'s' * (n != 1)} · {what}", timeout=3)
+        self.main.show_runs()
+        self.main.sync()
+
+    def stop_run(self) -> None:
+        current = self.trainer.current()
+        if current is None or not self.trainer.stop_current():
+            self.notify("Nothing is running", timeout=2)
+            return
+        self.runs.mark_stopping(current.run_id)
+        rec = self.runs.records.get(current.run_id)
+        self.notify(f"Stopping {run_name(rec) if rec else current.variant} at the end of "
+                    "this batch (finished epochs are kept)", timeout=3)
+
+    def cancel_queue(self) -> None:
+        dropped = self.trainer.cancel_queued()
+        self.runs.unqueue(dropped)
+        self.runs.sync_queue(self.trainer.pending(), self.trainer.current())
+        if dropped:
+            self.notify(f"Cancelled {len(dropped)} queued run{'s' * (len(dropped) != 1)}",
+                        timeout=3)
+        else:
+            self.notify("The queue is empty", timeout=2)
+
+    def export_csv(self) -> None:
+        records = self.runs.exportable()
+        if not records:
+            self.notify("Nothing to export yet: no run has started", timeout=3)
+            return
+
+        def write(path: Path) -> Path:
+            return write_csv(self.runs.exportable(), path)
+
+        def done(path: Path | None) -> None:
+            if path is not None:
+                n = len(self.runs.exportable())
+                self.notify(f"Wrote {n} run{'s' * (n != 1)} to {path}", title="CSV exported",
+                            timeout=8)
+
+        self.push_screen(ExportScreen(default_export_path(), len(records), write,
+                                      blink=self.options.blink), done)
+
+    def switch_dataset(self) -> None:
+        current = self.toggles.config().dataset
+        self.set_dataset("cifar10" if current == "synthetic" else "synthetic")
+
+    def set_dataset(self, name: str) -> None:
+        self.toggles.set_override("dataset", name)
+        self.main.after_toggles_changed()
+        self.update_titles()
+        if name == "synthetic":
+            self.notify("Every run now uses the synthetic offline data (not CIFAR-10; d "
+                        "switches back)", title="Dataset: synthetic", timeout=6)
+        else:
+            self.notify("Every run now uses CIFAR-10", title="Dataset: cifar10", timeout=4)
+            self.check_dataset()
+
+    def check_dataset(self) -> None:
+        """Say up front when CIFAR-10 is not on this machine (the worker will try to fetch it)."""
+        if self.toggles.config().dataset != "cifar10":
+            return
+        if locate.find_cifar10(self.options.data_dir) is None:
+            target = locate.download_dir(self.options.data_dir)
+            self.notify(
+                f"CIFAR-10 is not on this machine yet; the first run will download it into "
+                f"{target} (170 MB). No internet? Press d to use the synthetic offline data, or "
+                f"put cifar-10-python.tar.gz there.",
+                title="Dataset", severity="warning", timeout=15)
+
+    def action_request_quit(self) -> None:
+        if self._quitting or isinstance(self.screen, ConfirmScreen):
+            return
+        if not (self.runs.active() or self.trainer.busy):
+            self._quit(True)
+            return
+        running = self.runs.running()
+        parts = []
+        if running:
+            rec = self.runs.records[running[-1]]
+            parts.append(f"{run_name(rec)} is running (epoch {self.runs.epoch_text(running[-1])})")
+        if self.runs.pending:
+            parts.append(f"{len(self.runs.pending)} runs are queued")
+        body = (" and ".join(parts) or "Runs are in progress") + (
+            ".\n\nQuitting stops the current run (its finished epochs are kept as a stopped run)"
+            " and drops the queue. Finished runs stay saved.")
+        self.push_screen(ConfirmScreen("Quit cnn-tui?", body, yes="Quit", no="Keep running"),
+                         self._quit)
+
+    def _quit(self, yes: bool | None) -> None:
+        if yes:
+            self._quitting = True
+            self.exit()
+
+    def action_help(self) -> None:
+        if isinstance(self.screen, HelpScreen):
+            return
+        self.push_screen(HelpScreen(self.help_sections()))
+
+    def help_sections(self) -> list[tuple[str, list[tuple[str, str]]]]:
+        return [
+            ("Everywhere", binding_rows(self.BINDINGS)),
+            ("Main screen", binding_rows(MainScreen.BINDINGS)),
+            ("Toggles", binding_rows(ToggleForm.BINDINGS)),
+            ("Results table", binding_rows(ResultsTable.BINDINGS)),
+            ("Lesson text", [("enter", "in the lesson list: read the lesson (arrows scroll)"),
+                             *binding_rows(LessonView.BINDINGS)]),
+            ("Moving around", NAVIGATION),
+        ]
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        if not isinstance(screen, MainScreen):
+            return
+        t = self.toggles
+        yield SystemCommand("Run lesson", f"Run every variant of {t.title} (r)",
+                            self.run_lesson)
+        yield SystemCommand("Run toggles", "Run the current toggles as one variant (t)",
+                            self.run_toggles)
+        yield SystemCommand("Stop current run", "Stop the run in progress (x)", self.stop_run)
+        yield SystemCommand("Cancel queue", "Drop every queued run (X)", self.cancel_queue)
+        yield SystemCommand("Export CSV", "Write the results table to a CSV file (e)",
+                            self.export_csv)
+        yield SystemCommand("Switch dataset", "CIFAR-10 ⇄ synthetic offline data (d)",
+                            self.switch_dataset)
+        yield SystemCommand("Reset toggles", "Back to the lesson's values (ctrl+r)",
+                            lambda: self.main.query_one(ToggleForm).action_reset())
+        yield SystemCommand("Keys", "Show every key (?)", self.action_help)
+        for key, preset in t.presets.items():
+            yield SystemCommand(f"Switch lesson: {preset.title}", preset.summary,
+                                lambda k=key: self._switch_lesson(k), discover=False)
+            yield SystemCommand(f"Run lesson: {preset.title}",
+                                f"{len(preset.variants)} variants × {preset.repeats} repeats",
+                                lambda k=key: self._switch_lesson(k, run=True), discover=False)
+        yield SystemCommand("Switch lesson: Custom run", "Your own toggles from the defaults",
+                            lambda: self._switch_lesson("custom"), discover=False)
+
+    def _switch_lesson(self, key: str, run: bool = False) -> None:
+        from tui.widgets.lessons import LessonList
+
+        self.main.action_tab("lessons")
+        self.main.query_one(LessonList).select_key(key)
+        # The highlight message arrives later; apply the lesson now so `run` uses it.
+        self.toggles.select(key)
+        self.main.after_toggles_changed()
+        if run:
+            self.run_lesson()

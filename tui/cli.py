@@ -1,0 +1,58 @@
+"""`cnn-tui` entry point: parse the shared options (trainer.cli), then open the app.
+
+The TrainerProcess is created here, before `App.run()`: its pipes and multiprocessing's
+resource tracker cannot be set up once Textual has swapped stderr. The worker's output goes
+to `<runs_dir>/worker.log` so it never scribbles over the screen.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from trainer import paths
+
+
+def launch(args: argparse.Namespace) -> int:
+    """Open the TUI with the options `trainer.cli` parsed (same as `cnn-tui run`)."""
+    from trainer.cli import resolve_overrides
+    from trainer.process import TrainerProcess
+    from trainer.worker import WorkerSettings
+    from tui.app import CnnTuiApp, StartOptions
+
+    runs_dir = Path(args.runs_dir).expanduser() if args.runs_dir else paths.runs_dir()
+    options = StartOptions(
+        runs_dir=runs_dir,
+        data_dir=args.data_dir,
+        device=args.device or "auto",
+        presets_dirs=list(args.presets_dir or []),
+        overrides=resolve_overrides(args),
+    )
+    log_path = None
+    try:
+        runs_dir.mkdir(parents=True, exist_ok=True)
+        log_path = str(runs_dir / "worker.log")
+    except OSError as err:
+        print(f"cnn-tui: cannot create the runs folder {runs_dir}: {err.strerror or err}",
+              file=sys.stderr)
+        return 1
+    trainer = TrainerProcess(WorkerSettings(runs_dir=str(runs_dir), data_dir=args.data_dir,
+                                            device=options.device, log_path=log_path))
+    try:
+        app = CnnTuiApp(trainer, options)
+        app.run()
+    finally:
+        trainer.shutdown()
+    return int(app.return_code or 0)
+
+
+def main() -> int:
+    """Console script `cnn-tui`."""
+    from trainer.cli import main as cli_main
+
+    return cli_main(sys.argv[1:], launch_tui=launch)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,147 @@
+"""Small modal dialogs: export CSV, confirm quit, dataset missing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import ClassVar
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, Static
+
+from trainer.export import ExportError
+
+
+class ExportScreen(ModalScreen[Path | None]):
+    """Ask where to write the CSV; Enter accepts the default. Errors keep the dialog open."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, default: Path, count: int, write: Callable[[Path], Path],
+                 blink: bool = True) -> None:
+        super().__init__()
+        self.default = default
+        self.count = count
+        self.write = write  # raises ExportError; returns the path written
+        self.blink = blink
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog", classes="dialog"):
+            yield Label(f"Export {self.count} run{'s' * (self.count != 1)} to CSV",
+                        classes="dialog-title")
+            path = Input(str(self.default), id="export-path", select_on_focus=False)
+            path.cursor_blink = self.blink
+            yield path
+            yield Static(Text("Enter writes the file · Esc cancels · same columns as "
+                              "'cnn-tui export'", style="dim"), id="export-hint")
+            error = Static(id="export-error")
+            error.display = False
+            yield error
+
+    def on_mount(self) -> None:
+        inp = self.query_one(Input)
+        inp.focus()
+        inp.cursor_position = len(inp.value)
+
+    @on(Input.Submitted)
+    def _submit(self, event: Input.Submitted) -> None:
+        event.stop()
+        text = event.value.strip()
+        if not text:
+            self._error("Type a file name (or Esc to cancel)")
+            return
+        try:
+            written = self.write(Path(text).expanduser())
+        except ExportError as err:
+            self._error(err.message)
+            return
+        self.dismiss(written)
+
+    def _error(self, message: str) -> None:
+        error = self.query_one("#export-error", Static)
+        error.update(Text("✗ " + message, style="bold red"))
+        error.display = True
+        self.query_one(Input).add_class("-invalid")
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class ConfirmScreen(ModalScreen[bool]):
+    """Yes/no question; Enter/y confirms, Esc/n cancels."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("y", "answer(True)", "Yes", show=False),
+        Binding("n,escape", "answer(False)", "No", show=False),
+    ]
+
+    def __init__(self, title: str, body: str, yes: str = "Quit", no: str = "Cancel") -> None:
+        super().__init__()
+        self.title_text = title
+        self.body = body
+        self.yes = yes
+        self.no = no
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(self.title_text, classes="dialog-title")
+            yield Static(self.body, classes="dialog-body")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button(self.yes, variant="error", id="yes")
+                yield Button(self.no, id="no")
+
+    def on_mount(self) -> None:
+        self.query_one("#yes", Button).focus()
+
+    @on(Button.Pressed)
+    def _pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "yes")
+
+    def action_answer(self, yes: bool) -> None:
+        self.dismiss(yes)
+
+
+class DataMissingScreen(ModalScreen[bool]):
+    """CIFAR-10 is missing and could not be downloaded: the fix, and the synthetic offer.
+
+    Nothing is swapped silently: the synthetic data is used only if the user picks it.
+    """
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("s", "answer(True)", "Use synthetic", show=False),
+        Binding("escape", "answer(False)", "Close", show=False),
+    ]
+
+    def __init__(self, message: str) -> None:
+        super().__init__()
+        self.message = message
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog wide"):
+            yield Label("CIFAR-10 is not available", classes="dialog-title")
+            # The fix-it text is long; it scrolls so the buttons stay on an 80×24 screen.
+            with VerticalScroll(classes="dialog-scroll"):
+                yield Static(self.message, classes="dialog-body", markup=False)
+                yield Static(Text("The built-in synthetic dataset works offline: 10 classes "
+                                  "of 32×32 colour images with shapes and textures. It is a "
+                                  "stand-in for trying the app, not CIFAR-10, so its numbers "
+                                  "will differ from the course's.", style="dim"),
+                             classes="dialog-body")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Use synthetic data", variant="primary", id="yes")
+                yield Button("Close", id="no")
+
+    def on_mount(self) -> None:
+        self.query_one("#yes", Button).focus()
+
+    @on(Button.Pressed)
+    def _pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "yes")
+
+    def action_answer(self, yes: bool) -> None:
+        self.dismiss(yes)

@@ -1,0 +1,219 @@
+"""Live loss and accuracy curves (textual-plotext), one colour per variant.
+
+The widgets only draw what the state hands them (`ChartView`); the screen calls `draw` from
+its throttled refresh timer, so a flood of epochs costs a few redraws a second at most.
+Validation curves are solid blocks, training curves thin braille lines, and the epoch in
+progress extends the training curve with its running mean (the live point). The mean view
+draws one curve per variant (mean over its repeats) with faint ±1 std band edges; ◆ marks the
+best-validation epoch and grey vertical lines the epochs after which the lr was lowered.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from rich.style import Style
+from rich.text import Text
+from textual.widgets import Static
+from textual_plotext import PlotextPlot
+
+from tui.state import Series, VariantCurves
+
+# Matplotlib's tab10: distinct on dark and light backgrounds and in 256-colour terminals.
+PALETTE: tuple[tuple[int, int, int], ...] = (
+    (31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
+    (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207),
+)
+GREY = (128, 128, 128)
+
+
+def colour(index: int) -> tuple[int, int, int]:
+    return PALETTE[index % len(PALETTE)]
+
+
+def muted(rgb: tuple[int, int, int], amount: float = 0.65) -> tuple[int, int, int]:
+    """Blend towards grey: other runs fade while one run is highlighted."""
+    return tuple(round(c + (g - c) * amount) for c, g in zip(rgb, GREY, strict=True))  # type: ignore[return-value]
+
+
+def hex_colour(rgb: tuple[int, int, int]) -> str:
+    return "#{:02x}{:02x}{:02x}".format(*rgb)
+
+
+def _finite(xs: Sequence[float], ys: Sequence[float]) -> tuple[list[float], list[float]]:
+    pairs = [(x, y) for x, y in zip(xs, ys, strict=False) if y is not None and math.isfinite(y)]
+    return [p[0] for p in pairs], [p[1] for p in pairs]
+
+
+def epoch_ticks(top: int, width: int) -> list[int]:
+    """Whole-epoch ticks that fit the chart width (plotext would label 2.5, 7.5 …)."""
+    room = max(2, (width - 8) // 6)  # at least ~6 columns per label
+    step = 1
+    for step in (1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000):
+        if top / step <= room:
+            break
+    return list(range(0, top + 1, step))
+
+
+@dataclass
+class ChartView:
+    """Everything one redraw needs (built by the screen from RunState)."""
+
+    series: list[Series] = field(default_factory=list)  # one per run
+    curves: list[VariantCurves] = field(default_factory=list)  # one per variant
+    mode: str = "mean"  # "mean": mean ± std per variant; "runs": every run
+    max_epochs: int = 1
+    hint: str | None = None
+
+
+KEYS = {"loss": ("train_loss", "val_loss", 1.0), "acc": ("train_acc", "val_acc", 100.0)}
+BEST = "◆"
+
+
+class CurveChart(PlotextPlot):
+    """One metric (loss or accuracy) of every run — or every variant's mean — of a launch."""
+
+    def __init__(self, metric: str, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.metric = metric  # "loss" | "acc"
+        self.shown: list[Series] = []  # runs drawn individually last time (tests read it)
+        self.shown_curves: list[VariantCurves] = []  # variant means drawn last time
+        self.border_title = "Loss" if metric == "loss" else "Accuracy %"
+        self._empty_hint = "no runs yet — press r"
+        self._view = ChartView()
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.draw(self._view)
+
+    def on_resize(self) -> None:
+        # Frame, labels and ticks depend on the size: redraw the last view at the new size.
+        self.draw(self._view)
+
+    def draw(self, view: ChartView) -> None:
+        """Replace the plot (x axis grows with the runs, up to the planned epochs)."""
+        self._view = view
+        plt = self.plt
+        plt.clear_figure()
+        if self.size.height >= 12:
+            plt.xlabel("epoch")
+        else:  # small terminal: every row goes to the curves (the axis is clearly epochs)
+            plt.frame(False)
+        selected = [s for s in view.series if s.selected]
+        mean = view.mode == "mean" and bool(view.curves)
+        self.shown = selected if mean else list(view.series)
+        self.shown_curves = list(view.curves) if mean else []
+        drops = sorted({e for c in view.curves for e in c.lr_drops})
+        for x in drops:  # behind everything: where the schedule lowered the lr
+            plt.vline(x, color=GREY)
+        drawn = 0
+        if mean:
+            for c in view.curves:
+                drawn += self._draw_mean(c, faded=bool(selected))
+            for s in selected:
+                drawn += self._draw_run(s, faded=False)
+        else:
+            # Highlighted run last, so it is drawn on top of the others.
+            for s in sorted(view.series, key=lambda s: s.selected):
+                drawn += self._draw_run(s, faded=bool(selected) and not s.selected)
+        if drawn:
+            # Grow the axis with the runs (a 300-epoch plan would squash epoch 5 to the left
+            # edge), never beyond the plan, in steps of 5 so it does not jitter.
+            reached = max([s.epochs[-1] for s in view.series if s.epochs]
+                          + [s.live[0] for s in view.series if s.live] + [1])
+            top = min(max(view.max_epochs, 1), max(10, 5 * math.ceil(reached * 1.25 / 5)))
+            plt.xlim(0, top)
+            plt.xticks(epoch_ticks(top, self.size.width))
+        else:
+            # An empty plotext canvas still draws axes; a title says why it is empty.
+            plt.xlim(0, max(view.max_epochs, 1))
+            plt.ylim(0, 1 if self.metric == "loss" else 100)
+            plt.title(view.hint or self._empty_hint)
+        self.refresh()
+
+    def _draw_run(self, s: Series, faded: bool) -> int:
+        plt = self.plt
+        train_key, val_key, scale = KEYS[self.metric]
+        rgb = muted(colour(s.color)) if faded else colour(s.color)
+        tx, ty = _finite(s.epochs, [v * scale for v in getattr(s, train_key)])
+        if s.live is not None:
+            live_y = s.live[1] if self.metric == "loss" else s.live[2]
+            if math.isfinite(live_y):
+                tx, ty = [*tx, s.live[0]], [*ty, live_y * scale]
+        if len(tx) == 1:
+            plt.scatter(tx, ty, color=rgb, marker="•")
+        elif tx:
+            plt.plot(tx, ty, color=rgb, marker="braille")
+        vx, vy = _finite(s.epochs, [v * scale for v in getattr(s, val_key)])
+        if len(vx) == 1:
+            plt.scatter(vx, vy, color=rgb, marker="hd")
+        elif vx:
+            plt.plot(vx, vy, color=rgb, marker="hd")
+        if s.best_epoch in s.epochs and not faded:
+            y = getattr(s, val_key)[s.epochs.index(s.best_epoch)] * scale
+            if math.isfinite(y):
+                plt.scatter([s.best_epoch], [y], color=rgb, marker=BEST)
+        return len(tx) + len(vx)
+
+    def _draw_mean(self, c: VariantCurves, faded: bool) -> int:
+        plt = self.plt
+        train_key, val_key, scale = KEYS[self.metric]
+        rgb = muted(colour(c.color)) if faded else colour(c.color)
+        band = c.bands[val_key]
+        spread = [b for b in band if b.n >= 2]
+        if len(spread) >= 2:  # the ± 1 std band edges, fainter than the mean
+            edge = muted(rgb, 0.45)
+            xs = [b.epoch for b in spread]
+            plt.plot(xs, [(b.mean + b.std) * scale for b in spread], color=edge, marker="braille")
+            plt.plot(xs, [(b.mean - b.std) * scale for b in spread], color=edge, marker="braille")
+        train = c.bands[train_key]
+        tx, ty = [b.epoch for b in train], [b.mean * scale for b in train]
+        if len(tx) >= 2:
+            plt.plot(tx, ty, color=rgb, marker="braille")
+        lx = [x for x, *_ in c.live]
+        ly = [(loss if self.metric == "loss" else acc) * scale for _, loss, acc in c.live]
+        pairs = [(x, y) for x, y in zip(lx, ly, strict=True) if math.isfinite(y)]
+        if pairs:
+            plt.scatter([p[0] for p in pairs], [p[1] for p in pairs], color=rgb, marker="•")
+        vx, vy = [b.epoch for b in band], [b.mean * scale for b in band]
+        if len(vx) == 1:
+            plt.scatter(vx, vy, color=rgb, marker="hd")
+        elif vx:
+            plt.plot(vx, vy, color=rgb, marker="hd")
+        if not faded:
+            at = {b.epoch: b.mean * scale for b in band}
+            best = [e for e in c.best_epochs if e in at]
+            if best:
+                plt.scatter(best, [at[e] for e in best], color=rgb, marker=BEST)
+        return len(tx) + len(vx) + len(pairs)
+
+
+class ChartLegend(Static):
+    """Variant colours and what the line styles mean (plotext's own legend hides curves)."""
+
+    def show(self, labels: list[str], highlighted: str | None = None, title: str = "",
+             mode: str = "runs", repeats: int = 1, drops: bool = False) -> None:
+        text = Text(no_wrap=True, overflow="ellipsis")
+        if title:
+            text.append(title + ": ", "bold")
+        for i, label in enumerate(labels):
+            if i:
+                text.append("  ")
+            text.append("██ ", Style(color=hex_colour(colour(i))))
+            text.append(label, "bold" if label == highlighted else "")
+        if labels:
+            if mode == "mean":
+                what = f"mean of {repeats}" if repeats > 1 else "mean"
+                text.append(f"   ▀▀ val {what} ⠒⠒ train", "dim")
+                if repeats > 1:
+                    text.append(" ⠒⠒ ±1 std", Style(color=hex_colour(muted(colour(0), 0.45))))
+            else:
+                text.append("   ▀▀ val ⠒⠒ train • now", "dim")
+            text.append(f" {BEST} best", "dim")
+            if drops:
+                text.append(" │ lr drop", "dim")
+            text.append("  (m: " + ("each run" if mode == "mean" else "mean ± std") + ")",
+                        "dim")
+        self.update(text)

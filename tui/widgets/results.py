@@ -1,0 +1,263 @@
+"""The results table: one row per run, filled in live, sortable from the keyboard."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.text import Text
+from textual import on
+from textual.binding import Binding, BindingType
+from textual.widgets import DataTable, Static
+
+from trainer.config import RunConfig
+from trainer.store import first_line
+from tui import format as fmt
+from tui.columns import (
+    SORT_CYCLE,
+    Column,
+    TableRow,
+    best_val,
+    columns_for,
+    status_text,
+    table_rows,
+)
+from tui.messages import RunSelected
+from tui.state import RunState
+
+
+class ResultsTable(DataTable):
+    """Renders `RunState.records`; the screen calls `sync` from its refresh timer.
+
+    Views: one row per run, or (g) one row per variant with mean ± std over its repeats —
+    Enter expands a variant to its runs — and (c) only the config columns that differ.
+    """
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("s", "cycle_sort", "Sort"),
+        Binding("S", "reverse_sort", "Reverse sort", show=False),
+        Binding("g", "toggle_grouped", "Group", show=False,
+                tooltip="One row per variant (mean ± std over its repeats); Enter expands it"),
+        Binding("c", "toggle_diff", "Diff columns", show=False,
+                tooltip="Show only the config columns whose values differ"),
+        Binding("escape", "unhighlight", "Unhighlight", show=False,
+                tooltip="Stop highlighting the selected run in the charts"),
+    ]
+
+    def __init__(self, state: RunState, *, id: str | None = None) -> None:
+        super().__init__(id=id, cursor_type="row", zebra_stripes=True)
+        self.state = state
+        self.sort_column = "n"
+        self.sort_reverse = False
+        self.grouped = False
+        self.diff_only = False
+        self.expanded: set[str] = set()
+        self.rows_shown: list[TableRow] = []
+        self._columns: list[Column] = []
+
+    def on_mount(self) -> None:
+        self.sync(full=True)
+
+    def _label(self, col: Column) -> Text:
+        label = col.label
+        if col.key == self.sort_column and col.key != "n":
+            label += " ▼" if self.sort_reverse else " ▲"
+        return Text(label, justify="right" if col.right else "left")
+
+    # -- drawing ----------------------------------------------------------------------------
+    def sync(self, full: bool = False) -> None:
+        """Bring rows up to date: cells in place when the rows are the same, else rebuild."""
+        state = self.state
+        columns = columns_for(state, self.diff_only)
+        rows = table_rows(state, columns, self.sort_column, self.sort_reverse, self.grouped,
+                          self.expanded)
+        same_columns = [c.key for c in columns] == [c.key for c in self._columns]
+        same_rows = [r.key for r in rows] == [r.key for r in self.rows_shown]
+        if full or not same_columns or not same_rows:
+            self._rebuild(columns, rows, new_columns=full or not same_columns)
+            return
+        dirty = state.dirty_rows
+        old = {r.key: r for r in self.rows_shown}
+        for row in rows:
+            if row.key in dirty or any(r in dirty for r in row.runs):
+                before = old[row.key].cells
+                for col, value, was in zip(columns, row.cells, before, strict=True):
+                    if _plain(value) != _plain(was) or str(value) != str(was):
+                        self.update_cell(row.key, col.key, value, update_width=True)
+        self.rows_shown = rows
+
+    def _rebuild(self, columns: list[Column], rows: list[TableRow], new_columns: bool) -> None:
+        keep = self.cursor_key()
+        with self.prevent(DataTable.RowHighlighted):
+            self.clear(columns=new_columns)
+            if new_columns:
+                self._columns = columns
+                for col in columns:
+                    self.add_column(self._label(col), key=col.key)
+            for row in rows:
+                self.add_row(*row.cells, key=row.key)
+            self.rows_shown = rows
+            keys = [r.key for r in rows]
+            if keep in keys:
+                self.move_cursor(row=keys.index(keep), animate=False)
+
+    def cursor_key(self) -> str | None:
+        """Row key under the cursor (a run id or a variant row's key)."""
+        if not self.row_count:
+            return None
+        try:
+            return self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
+        except Exception:  # cursor outside the rows while they are rebuilt
+            return None
+
+    def cursor_run(self) -> str | None:
+        """Run id under the cursor (None on a variant row or an empty table)."""
+        key = self.cursor_key()
+        return key if key in self.state.records else None
+
+    def cursor_variant(self) -> TableRow | None:
+        key = self.cursor_key()
+        return next((r for r in self.rows_shown if r.key == key and r.run_id is None), None)
+
+    def select_run(self, run_id: str) -> None:
+        keys = [r.key for r in self.rows_shown]
+        if run_id in keys:
+            self.move_cursor(row=keys.index(run_id))
+
+    # -- views and sorting -------------------------------------------------------------------
+    def _relabel(self) -> None:
+        for col in self._columns:
+            self.columns[col.key].label = self._label(col)  # type: ignore[index]
+
+    def sort_by(self, key: str, reverse: bool | None = None) -> None:
+        col = next((c for c in self._columns if c.key == key), None)
+        if col is None:
+            return
+        self.sort_column = key
+        self.sort_reverse = col.descending_first if reverse is None else reverse
+        self._relabel()
+        self.sync()
+        self.refresh()
+        direction = "↓" if self.sort_reverse else "↑"
+        self.notify(f"Sorted by {col.label} {direction}", timeout=2)
+
+    def action_cycle_sort(self) -> None:
+        i = SORT_CYCLE.index(self.sort_column) if self.sort_column in SORT_CYCLE else -1
+        self.sort_by(SORT_CYCLE[(i + 1) % len(SORT_CYCLE)])
+
+    def action_reverse_sort(self) -> None:
+        self.sort_by(self.sort_column, not self.sort_reverse)
+
+    def action_toggle_grouped(self) -> None:
+        self.grouped = not self.grouped
+        self.sync()
+        self.notify("One row per variant (mean ± std) · Enter expands" if self.grouped
+                    else "One row per run", timeout=2)
+
+    def action_toggle_diff(self) -> None:
+        self.diff_only = not self.diff_only
+        if self.sort_column not in [c.key for c in columns_for(self.state, self.diff_only)]:
+            self.sort_column, self.sort_reverse = "n", False
+        self.sync(full=True)
+        self.notify("Only the settings that differ" if self.diff_only else "All columns",
+                    timeout=2)
+
+    @on(DataTable.HeaderSelected)
+    def _header(self, event: DataTable.HeaderSelected) -> None:
+        key = str(event.column_key.value)
+        if key == self.sort_column:
+            self.sort_by(key, not self.sort_reverse)
+        else:
+            self.sort_by(key)
+
+    # -- highlighting the run in the charts ----------------------------------------------------
+    # Only once the user moves the cursor: while a lesson trains, every curve stays in full
+    # colour; arrow keys (or Enter/click) spotlight one run; Esc or leaving the table ends it.
+    _spotlight = False
+
+    def _spot(self) -> None:
+        self._spotlight = True
+        self.post_message(RunSelected(self.cursor_run()))
+
+    def action_cursor_up(self) -> None:
+        super().action_cursor_up()
+        self._spot()
+
+    def action_cursor_down(self) -> None:
+        super().action_cursor_down()
+        self._spot()
+
+    def action_page_up(self) -> None:
+        super().action_page_up()
+        self._spot()
+
+    def action_page_down(self) -> None:
+        super().action_page_down()
+        self._spot()
+
+    def action_scroll_top(self) -> None:
+        super().action_scroll_top()
+        self._spot()
+
+    def action_scroll_bottom(self) -> None:
+        super().action_scroll_bottom()
+        self._spot()
+
+    @on(DataTable.RowSelected)
+    def _selected(self, event: DataTable.RowSelected) -> None:
+        variant = self.cursor_variant()
+        if variant is not None:  # Enter on a variant row: show or hide its runs
+            self.expanded.symmetric_difference_update({variant.key})
+            self.sync()
+            return
+        self._spot()
+
+    @on(DataTable.RowHighlighted)
+    def _highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if self._spotlight and self.has_focus:
+            self.post_message(RunSelected(event.row_key.value))
+
+    def on_blur(self) -> None:
+        self.action_unhighlight()
+
+    def action_unhighlight(self) -> None:
+        if self._spotlight:
+            self._spotlight = False
+            self.post_message(RunSelected(None))
+
+
+def _plain(cell: object) -> str:
+    return cell.plain if isinstance(cell, Text) else str(cell)
+
+
+class RunDetail(Static):
+    """One line about the run under the table cursor: the full failure reason, the config."""
+
+    def show(self, state: RunState, run_id: str | None) -> None:
+        rec = state.records.get(run_id) if run_id else None
+        if rec is None:
+            self.update(Text("↑/↓ highlights a run in the charts · s sorts · g one row per "
+                             "variant (Enter expands) · c differing columns only", style="dim"))
+            return
+        text = Text(no_wrap=True, overflow="ellipsis")
+        text.append(f"#{state.index(rec['run_id'])} {rec.get('variant', '')} "
+                    f"rep {int(rec.get('repeat', 0)) + 1} ", "bold")
+        text.append_text(status_text(rec, state, width=200))
+        summary = rec.get("summary") or {}
+        if summary.get("test_acc") is not None:
+            text.append(f" · test {fmt.pct(summary['test_acc'])}")
+        if summary.get("best_val_acc") is not None:
+            text.append(f" · best val {best_val(rec)}")
+        try:
+            cfg = RunConfig.from_dict(rec.get("config") or {})
+            text.append(" · " + cfg.label(skip=("repeats",)), "dim")
+        except Exception:  # an old or hand-edited record: show what we can
+            pass
+        err = rec.get("error") or {}
+        if err.get("message") and rec.get("status") in ("failed", "interrupted"):
+            text = Text(no_wrap=True, overflow="ellipsis")
+            text.append(f"#{state.index(rec['run_id'])} {rec.get('variant', '')}: ", "bold")
+            kind = err.get("kind", "error")
+            text.append(rec["status"] + (f" ({kind})" if kind != rec["status"] else "") + ": ",
+                        "bold red" if rec["status"] == "failed" else "bold yellow")
+            text.append(first_line(err["message"]))
+        self.update(text)

@@ -1,0 +1,93 @@
+"""The run bar above the footer: the current run's progress, speed, ETA and the queue."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.widget import Widget
+from textual.widgets import Label, ProgressBar
+
+from tui import format as fmt
+from tui.state import RunState
+
+
+def show(label: Label, text: Text) -> None:
+    """Update only on change: every update re-lays out the screen."""
+    if label.content != text:
+        label.update(text)
+
+
+def run_name(rec: dict) -> str:
+    n = int((rec.get("config") or {}).get("repeats", 1) or 1)
+    rep = f" #{int(rec.get('repeat', 0)) + 1}" if n > 1 else ""
+    return f"{rec.get('variant', '')}{rep}"
+
+
+class RunBar(Widget):
+    """Two lines: ▶ run · epoch · step [bar] ETA / live loss, images/s and the queue."""
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="run-line"):
+            yield Label(id="run-label")
+            yield ProgressBar(total=1, show_eta=False, id="run-progress")
+            yield Label(id="run-eta")
+        yield Label(id="queue-line")
+
+    def sync(self, state: RunState, idle_hint: str) -> None:
+        label = self.query_one("#run-label", Label)
+        bar = self.query_one("#run-progress", ProgressBar)
+        eta = self.query_one("#run-eta", Label)
+        queue = self.query_one("#queue-line", Label)
+        running = state.running()
+        self.set_class(bool(running), "-running")
+        bar.display = bool(running)
+        if not running:
+            show(label, Text("◌ idle", style="dim"))
+            show(eta, Text(idle_hint, style="dim"))
+        else:
+            run_id = running[-1]
+            rec = state.records[run_id]
+            prog = state.progress.get(run_id)
+            epochs = int(rec["config"].get("epochs", 1) or 1)
+            stopping = state.status(run_id) == "stopping"
+            name = Text()
+            name.append("■ stopping " if stopping else "▶ ", "bold")
+            name.append(run_name(rec), "bold")
+            group = state.group_runs(rec.get("group"))
+            if len(group) > 1:
+                name.append(f" ({[r['run_id'] for r in group].index(run_id) + 1}/{len(group)})",
+                            "dim")
+            if prog is not None:
+                name.append(f"  ep {prog.epoch}/{epochs} · {prog.step}/{prog.steps}")
+                bar.update(total=epochs * prog.steps,
+                           progress=(prog.epoch - 1) * prog.steps + prog.step)
+            else:
+                done = len(rec.get("history") or [])
+                name.append(f"  ep {min(done + 1, epochs)}/{epochs} · starting…")
+                bar.update(total=epochs, progress=done)
+            show(label, name)
+            show(eta, Text(f"ETA {fmt.duration(state.eta(run_id))}"))
+        show(queue, self._second_line(state, running))
+
+    def _second_line(self, state: RunState, running: list[str]) -> Text:
+        text = Text(no_wrap=True, overflow="ellipsis")
+        if running:
+            prog = state.progress.get(running[-1])
+            if prog is not None:
+                text.append(f"loss {fmt.num(prog.loss)} · acc {fmt.pct(prog.acc)} · "
+                            f"{fmt.rate(prog.images_per_s)} img/s", "bold")
+                text.append("  │  ", "dim")
+        pending = [state.records[r.run_id] for r in state.pending if r.run_id in state.records]
+        if pending:
+            eta = state.queue_eta()
+            text.append(f"queue {len(pending)}", "bold")
+            if eta:
+                text.append(f" (≈{fmt.duration(eta)} in all)", "dim")
+            text.append(": " + ", ".join(run_name(r) for r in pending[:6]))
+            if len(pending) > 6:
+                text.append(f", … {len(pending) - 6} more")
+            text.append("  · X cancels", "dim")
+        else:
+            text.append("queue empty", "dim")
+        return text
