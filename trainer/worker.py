@@ -36,6 +36,7 @@ from trainer.store import RunStore, StoreError, apply_event, first_line, host_na
 LOG_MAX_BYTES = 5_000_000  # rotate the worker log once it grows past this
 RAW_CACHE_SIZE = 2  # decoded datasets kept in memory across runs (CIFAR-10 is ~180 MB)
 MESSAGE_MAX = 300  # one-line failure messages are cut here; the store keeps the traceback
+FAULT_ENV = "CNN_TUI_FAULT"  # fault injection for the fault-matrix tests (see _Fault)
 
 
 @dataclass(frozen=True)
@@ -214,6 +215,63 @@ def _thread_count() -> int:
     return max(1, cores if cores <= 4 else cores - 1)
 
 
+@dataclass
+class _Fault:
+    """A fault to inject into the first run of this worker, from CNN_TUI_FAULT=KIND@EPOCH.
+
+    The fault-matrix tests use it to prove, through the real spawned process, what happens
+    when a run crashes (`error`), runs out of GPU memory (`oom`, raised as PyTorch's own
+    OutOfMemoryError so it travels the real classification path) or meets a full disk while
+    saving its record (`disk_full`). It fires when epoch EPOCH ends, once per worker, so the
+    next run shows that the worker is still usable. Unset (always, for users): no effect.
+    """
+
+    kind: str
+    epoch: int
+    fired: bool = False
+
+    KINDS = ("error", "oom", "disk_full")
+
+    @classmethod
+    def from_env(cls) -> _Fault | None:
+        spec = os.environ.get(FAULT_ENV, "").strip()
+        if not spec:
+            return None
+        kind, _, epoch = spec.partition("@")
+        if kind not in cls.KINDS or not epoch.isdigit():
+            _log(f"ignoring {FAULT_ENV}={spec!r}: expected KIND@EPOCH, KIND one of "
+                 f"{', '.join(cls.KINDS)}", always=True)
+            return None
+        return cls(kind, int(epoch))
+
+    def wrap(self, report: RunReporter, torch: Any) -> Callable[[Event], None]:
+        """report.emit, with the fault going off at the end of epoch `self.epoch`."""
+        def emit(event: Event) -> None:
+            if (not self.fired and isinstance(event, EpochEnd) and event.epoch >= self.epoch):
+                self.fired = True
+                if self.kind == "error":
+                    raise RuntimeError(f"injected fault ({FAULT_ENV}={self.kind}@{self.epoch})")
+                if self.kind == "oom":
+                    raise torch.OutOfMemoryError(
+                        "CUDA out of memory. Tried to allocate 2.00 GiB "
+                        f"(injected by {FAULT_ENV})")
+                report.store = _FullDisk(report.store)  # this save and every later one fail
+            report.emit(event)
+        return emit
+
+
+class _FullDisk:
+    """The run store as a full disk leaves it: every save fails, earlier files stay intact."""
+
+    def __init__(self, store: RunStore) -> None:
+        self.store = store
+
+    def save(self, record: dict[str, Any]) -> Path:
+        target = self.store.path(record["run_id"])
+        raise StoreError(f"could not save run {record['run_id']} to {target}: "
+                         "No space left on device", target)
+
+
 class _Worker:
     """State kept across runs: torch, the resolved device and decoded datasets."""
 
@@ -226,6 +284,7 @@ class _Worker:
         self.import_error = ""
         self.torch: Any = None
         self.reporter: RunReporter | None = None  # the run in progress
+        self.fault = _Fault.from_env()
         try:
             import torch
 
@@ -266,7 +325,8 @@ class _Worker:
             device = self.resolve_device()
             raw = self.raw_data(cfg, report)
             loaded = True
-            self.loop.train(request, raw, device, report.emit, self.should_stop)
+            emit = report.emit if self.fault is None else self.fault.wrap(report, self.torch)
+            self.loop.train(request, raw, device, emit, self.should_stop)
         except _DeviceError as exc:
             failure = ("config", str(exc), "")
         except Exception as exc:

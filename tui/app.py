@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
+import termios
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,10 +25,10 @@ from textual.screen import Screen
 
 from trainer import locate
 from trainer.config import ConfigError
-from trainer.events import Event, RunRequest
+from trainer.events import Event, RunRequest, RunStopped
 from trainer.export import default_export_path, write_csv
 from trainer.presets import Preset, PresetProblem, load_presets
-from trainer.store import RunStore, first_line
+from trainer.store import RunStore, StoreError, first_line
 from tui.bridge import Bridge
 from tui.messages import BridgeProblem, TrainerEvents
 from tui.screens.dialogs import ConfirmScreen, DataMissingScreen, ExportScreen
@@ -51,6 +53,9 @@ class Trainer(Protocol):
     def shutdown(self, timeout: float = 3.0) -> list[Event]: ...
     @property
     def busy(self) -> bool: ...
+
+
+TERMINAL_CHECK_S = 0.5  # how often the app checks that its terminal is still there
 
 
 @dataclass
@@ -104,6 +109,7 @@ class CnnTuiApp(App):
         self._seen_notices: set[str] = set()
         self._data_dialog_open = False
         self._quitting = False
+        self.hung_up = False  # the terminal went away under us (see _watch_terminal)
 
     # -- lifecycle ---------------------------------------------------------------------------
     def get_default_screen(self) -> Screen:
@@ -126,14 +132,38 @@ class CnnTuiApp(App):
                             severity="warning")
         self.bridge.start()
         self.set_interval(self.options.refresh_interval, self._refresh_views)
+        if not self.is_headless:
+            self.set_interval(TERMINAL_CHECK_S, self._watch_terminal)
 
     async def on_unmount(self) -> None:
         await asyncio.to_thread(self.shutdown_trainer)
 
     def shutdown_trainer(self) -> None:
-        """Stop the bridge, then the worker (stopping its run, dropping the queue)."""
+        """Stop the bridge, then the worker (stopping its run, dropping the queue).
+
+        After a hang-up nobody chose to stop the run in progress: it is kept as
+        `interrupted` (with its finished epochs), as after a kill -9 or a SIGHUP.
+        """
         self.bridge.stop()
-        self.trainer.shutdown()
+        events = self.trainer.shutdown()
+        if not self.hung_up:
+            return
+        for event in events or []:
+            if isinstance(event, RunStopped):
+                with contextlib.suppress(StoreError):
+                    self.store.mark(event.run_id, "interrupted", {
+                        "kind": "interrupted", "traceback": "",
+                        "message": "the terminal went away (connection lost)"})
+
+    def _watch_terminal(self) -> None:
+        """Leave cleanly when our terminal is gone without a SIGHUP reaching us (it was not
+        our controlling terminal, or the signal was ignored): reads then fail or return
+        nothing forever, and the app would train on, unseen, until someone kills it."""
+        try:
+            termios.tcgetattr(sys.__stdin__.fileno())
+        except (termios.error, OSError, ValueError, AttributeError):
+            self.hung_up = True
+            self.exit(return_code=129)
 
     @property
     def main(self) -> MainScreen:
