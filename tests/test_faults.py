@@ -234,8 +234,12 @@ async def _killed_worker_scenario(tmp_path: Path) -> None:
         await until(lambda: app.runs.status(run_id) == "failed", 10, "the failure")
         assert time.monotonic() - t0 < 2.0
         table = app.main.query_one(ResultsTable)
-        status = table.get_cell(run_id, "status")
-        assert "failed" in getattr(status, "plain", str(status))
+
+        def shown() -> str:
+            status = table.get_cell(run_id, "status")
+            return getattr(status, "plain", str(status))
+
+        await until(lambda: "failed" in shown(), 2, "the table to show the failure")
         rec = RunStore(runs).get(run_id)
         assert rec["status"] == "failed" and rec["error"]["kind"] == "worker_died"
         assert "SIGKILL" in rec["error"]["message"] and len(rec["history"]) >= 1
