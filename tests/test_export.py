@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from trainer import export as export_mod
+from trainer import store as store_mod  # the atomic write lives there
 from trainer.config import KEYS, RunConfig
 from trainer.events import EpochEnd, RunFailed, RunFinished, RunStarted
 from trainer.export import CSV_COLUMNS, ExportError, default_export_path, record_row, write_csv
@@ -98,7 +98,7 @@ def test_permission_denied_is_a_clear_error(tmp_path, monkeypatch):
     def denied(*args, **kwargs):
         raise PermissionError(errno.EACCES, "Permission denied")
 
-    monkeypatch.setattr(export_mod.os, "open", denied)
+    monkeypatch.setattr(store_mod.os, "open", denied)
     with pytest.raises(ExportError) as info:
         write_csv([record()], tmp_path / "res.csv")
     assert "Permission denied" in info.value.message and "res.csv" in info.value.message
@@ -111,7 +111,7 @@ def test_disk_full_leaves_old_file_and_no_partial(tmp_path, monkeypatch):
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(export_mod.os, "write", full)
+    monkeypatch.setattr(store_mod.os, "write", full)
     with pytest.raises(ExportError, match="No space left"):
         write_csv([record()], target)
     assert target.read_text() == "old\n"

@@ -699,41 +699,14 @@ def _export_summaries(args: argparse.Namespace, records: list[dict[str, Any]],
     if len(by_preset) == 1:
         key, recs = next(iter(by_preset.items()))
         return _write_summary(presets[key], recs, args.summary_csv, console, err)
-    from trainer.verdict import SUMMARY_COLUMNS, summary_rows
+    from trainer.export import ExportError
+    from trainer.verdict import summary_rows, write_summary_rows
 
     rows = [row for key, recs in by_preset.items() for row in summary_rows(presets[key], recs)]
     try:
-        path = _write_rows(rows, SUMMARY_COLUMNS, Path(args.summary_csv).expanduser())
-    except OSError as e:
-        err.print(f"[red]cnn-tui: cannot write {args.summary_csv}: {e.strerror or e}[/]")
+        path = write_summary_rows(rows, args.summary_csv)
+    except ExportError as e:
+        err.print(f"[red]cnn-tui: {escape(e.message)}[/]")
         return EXIT_FAILED
     console.print(f"wrote summaries of {len(by_preset)} lessons to {path}")
     return EXIT_OK
-
-
-def _cell(value: Any) -> str:
-    """Same cell format as the single-lesson summary CSV (blank, true/false, 10 digits)."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return format(value, ".10g")
-    return str(value)
-
-
-def _write_rows(rows: list[dict[str, Any]], columns: Sequence[str], path: Path) -> Path:
-    """Summary rows of several lessons in one CSV; atomic (temp file + rename)."""
-    import csv
-
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with tmp.open("w", newline="", encoding="utf-8") as f:
-            writer = csv.DictWriter(f, fieldnames=list(columns), lineterminator="\n")
-            writer.writeheader()
-            for row in rows:
-                writer.writerow({k: _cell(row.get(k)) for k in columns})
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path

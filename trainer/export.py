@@ -8,17 +8,16 @@ a partial file, and a failure leaves nothing behind. Torch-free.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import math
-import os
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from trainer.config import KEYS, format_value
+from trainer.store import atomic_write
 
 _LEAD_CONFIG = ("seed", "dataset", "batch_norm", "init", "shuffle", "batch_size", "head", "l2",
                 "lr", "optimizer", "epochs")
@@ -98,11 +97,16 @@ def record_row(record: dict[str, Any]) -> dict[str, str]:
 
 
 def write_csv(records: Iterable[dict[str, Any]], path: str | Path) -> Path:
-    """Write every record as a row; returns the absolute path written.
+    """Write every record as a row (CSV_COLUMNS); returns the absolute path written."""
+    return write_rows((record_row(rec) for rec in records), CSV_COLUMNS, path)
 
-    Never leaves a partial file: rows go to a temp file in the same folder that is renamed
-    over `path` only once complete. Raises ExportError for a missing or unwritable folder, a
-    path that is a folder, or a full disk.
+
+def write_rows(rows: Iterable[Mapping[str, Any]], columns: Sequence[str],
+               path: str | Path) -> Path:
+    """Write rows (cells already formatted) under a header; returns the absolute path.
+
+    Never leaves a partial file (see store.atomic_write). Raises ExportError, naming the path,
+    for a missing or unwritable folder, a path that is a folder, or a full disk.
     """
     target = Path(path).expanduser().absolute()
     folder = target.parent
@@ -113,25 +117,13 @@ def write_csv(records: Iterable[dict[str, Any]], path: str | Path) -> Path:
         raise ExportError(f"cannot write {target}: the folder {folder} does not exist "
                           "(create it or choose another path)", target)
     buffer = io.StringIO(newline="")
-    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\n")
     writer.writeheader()
-    for rec in records:
-        writer.writerow(record_row(rec))
-    data = buffer.getvalue().encode("utf-8")
-    tmp = folder / f".{target.name}.tmp-{os.getpid()}"
+    for row in rows:
+        writer.writerow({k: row.get(k, "") for k in columns})
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, target)
+        atomic_write(target, buffer.getvalue().encode("utf-8"))
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
         why = exc.strerror or str(exc)
         hint = " (choose a folder you can write to)" if isinstance(exc, PermissionError) else ""
         raise ExportError(f"cannot write {target}: {why}{hint}", target) from exc

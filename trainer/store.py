@@ -277,6 +277,34 @@ def writer_gone(record: dict[str, Any]) -> bool:
 
 # -- the store -----------------------------------------------------------------------------
 
+def atomic_write(target: Path, data: bytes) -> None:
+    """Replace `target` with `data` so that readers see the old file or the new one, never a
+    part: write a temp file in the same folder, fsync, rename over. On failure (full disk,
+    permissions) the temp file is removed, the old file stays, and the OSError propagates."""
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, target)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    # Make the rename itself durable (power loss); best effort, not every filesystem allows it.
+    with contextlib.suppress(OSError):
+        fd = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
 class RunStore:
     """The folder of run records (default: the per-user runs dir)."""
 
@@ -293,41 +321,17 @@ class RunStore:
         if not run_id or "/" in run_id or run_id.startswith("."):
             raise StoreError(f"cannot save a run with id {run_id!r}")
         target = self.path(run_id)
-        tmp = self.dir / f".{run_id}.json.tmp-{os.getpid()}"
         try:
-            self.dir.mkdir(parents=True, exist_ok=True)
             data = json.dumps(record, indent=1, ensure_ascii=False).encode("utf-8")
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view):]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, target)
-        except OSError as exc:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            why = exc.strerror or str(exc)
-            raise StoreError(f"could not save run {run_id} to {target}: {why}", target) from exc
         except (TypeError, ValueError) as exc:  # not JSON-serialisable: a programming error
             raise StoreError(f"could not save run {run_id}: {exc}", target) from exc
-        self._sync_dir()
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            atomic_write(target, data)
+        except OSError as exc:
+            why = exc.strerror or str(exc)
+            raise StoreError(f"could not save run {run_id} to {target}: {why}", target) from exc
         return target
-
-    def _sync_dir(self) -> None:
-        # Make the rename itself durable (power loss); best effort, not all filesystems allow it.
-        try:
-            fd = os.open(self.dir, os.O_RDONLY)
-        except OSError:
-            return
-        try:
-            os.fsync(fd)
-        except OSError:
-            pass
-        finally:
-            os.close(fd)
 
     def get(self, run_id: str) -> dict[str, Any] | None:
         """One record, or None if missing or unreadable."""

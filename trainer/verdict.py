@@ -19,18 +19,14 @@ Torch-free (the TUI imports it).
 
 from __future__ import annotations
 
-import contextlib
-import csv
-import io
 import math
-import os
 import textwrap
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trainer.export import ExportError
+from trainer.export import write_rows
 from trainer.stats import (
     METRICS,
     LessonStats,
@@ -560,32 +556,9 @@ def write_summary_csv(preset: Any, records: Iterable[Mapping[str, Any]], path: s
 
 
 def write_summary_rows(rows: Iterable[Mapping[str, Any]], path: str | Path) -> Path:
-    """Write summary rows (of one or several lessons) with SUMMARY_COLUMNS; atomic, as above."""
-    target = Path(path).expanduser().absolute()
-    folder = target.parent
-    if target.is_dir():
-        raise ExportError(f"cannot write {target}: it is a folder; give a file name", target)
-    if not folder.is_dir():
-        raise ExportError(f"cannot write {target}: the folder {folder} does not exist "
-                            "(create it or choose another path)", target)
-    buffer = io.StringIO(newline="")
-    writer = csv.DictWriter(buffer, fieldnames=SUMMARY_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: _cell(row.get(k)) for k in SUMMARY_COLUMNS})
-    tmp = folder / f".{target.name}.tmp-{os.getpid()}"
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="") as fh:
-            fh.write(buffer.getvalue())
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        why = exc.strerror or str(exc)
-        raise ExportError(f"cannot write {target}: {why}", target) from exc
-    return target
+    """Write summary rows (of one or several lessons) with SUMMARY_COLUMNS; atomic."""
+    cells = ({k: _cell(row.get(k)) for k in SUMMARY_COLUMNS} for row in rows)
+    return write_rows(cells, SUMMARY_COLUMNS, path)
 
 
 __all__ = [
