@@ -253,12 +253,12 @@ async def test_export_csv_default_path_and_bad_path(tmp_path, monkeypatch):
         await pilot.press("enter")  # accept the default path
         await pilot.pause()
         assert not isinstance(app.screen, ExportScreen)
-        files = list(tmp_path.glob("cnn-tui-results-*.csv"))
-        assert len(files) == 1
+        files = sorted(tmp_path.glob("cnn-tui-results-*.csv"), key=lambda p: len(p.name))
+        assert len(files) == 2 and files[1].stem == files[0].stem + "-summary"
         with files[0].open() as f:
             rows = list(csv.DictReader(f))
         assert list(rows[0]) == list(CSV_COLUMNS) and len(rows) == 2
-        assert any(str(files[0]) in n for n in notes(app))
+        assert any(str(files[0]) in n and str(files[1]) in n for n in notes(app))
         # A missing folder: the dialog says why and stays open; nothing is lost.
         await pilot.press("e", "ctrl+u", *"/no/such/dir/out.csv", "enter")
         await pilot.pause()
@@ -343,6 +343,19 @@ async def test_verdict_mean_curves_and_grouped_table(tmp_path):
         await pilot.press("c")
         assert "init" not in [str(k.value) for k in table.columns]
         assert "bn" in [str(k.value) for k in table.columns]
+        # Export: the runs, and beside them the lesson's statistics and the verdict.
+        out = tmp_path / "bn.csv"
+        await pilot.press("e", "ctrl+u", *str(out), "enter")
+        await pilot.pause()
+        with (tmp_path / "bn-summary.csv").open() as f:
+            summary = list(csv.DictReader(f))
+        variants = [r for r in summary if r["row"] == "variant"]
+        assert [(r["variant"], r["runs_finished"]) for r in variants] == [("BN off", "2"),
+                                                                         ("BN on", "2")]
+        assert variants[1]["diff_n"] == "2" and variants[1]["diff_ci_low"] != ""
+        (verdict,) = [r for r in summary if r["row"] == "verdict"]
+        assert verdict["headline"] == runs_card.verdict.headline
+        assert len(list(csv.DictReader(out.open()))) == 4
 
 
 @aio

@@ -78,8 +78,8 @@ async def scenario(tmp_path: Path) -> None:
         assert isinstance(app.screen, ExportScreen)
         await pilot.press("enter")
         await pilot.pause()
-        files = list(Path.cwd().glob("cnn-tui-results-*.csv"))
-        assert len(files) == 1
+        files = sorted(Path.cwd().glob("cnn-tui-results-*.csv"), key=lambda p: len(p.name))
+        assert len(files) == 2  # the runs, and the lesson's summary beside them
         with files[0].open() as f:
             rows = list(csv.DictReader(f))
         assert list(rows[0]) == list(CSV_COLUMNS) and len(rows) == 2

@@ -688,25 +688,19 @@ def cmd_export(args: argparse.Namespace) -> int:
 def _export_summaries(args: argparse.Namespace, records: list[dict[str, Any]],
                       console: Console, err: Console) -> int:
     """Summaries of every lesson present in the store, in one CSV."""
+    from trainer.export import ExportError
+    from trainer.verdict import lessons_summary_rows, write_summary_rows
+
     presets, _ = _load(args)
-    by_preset: dict[str, list[dict[str, Any]]] = {}
-    for rec in records:
-        if rec.get("preset") in presets:
-            by_preset.setdefault(rec["preset"], []).append(rec)
-    if not by_preset:
+    rows = lessons_summary_rows(presets, records)
+    if not rows:
         err.print("cnn-tui: no lesson runs in the store; no summary written")
         return EXIT_FAILED
-    if len(by_preset) == 1:
-        key, recs = next(iter(by_preset.items()))
-        return _write_summary(presets[key], recs, args.summary_csv, console, err)
-    from trainer.export import ExportError
-    from trainer.verdict import summary_rows, write_summary_rows
-
-    rows = [row for key, recs in by_preset.items() for row in summary_rows(presets[key], recs)]
     try:
         path = write_summary_rows(rows, args.summary_csv)
     except ExportError as e:
         err.print(f"[red]cnn-tui: {escape(e.message)}[/]")
         return EXIT_FAILED
-    console.print(f"wrote summaries of {len(by_preset)} lessons to {path}")
+    lessons = len({row["preset"] for row in rows})
+    console.print(f"wrote the summary of {lessons} lesson{'s' * (lessons != 1)} to {path}")
     return EXIT_OK

@@ -96,6 +96,12 @@ def record_row(record: dict[str, Any]) -> dict[str, str]:
     return {col: _cell(values.get(col), col) for col in CSV_COLUMNS}
 
 
+def summary_path(path: str | Path) -> Path:
+    """Where the lesson summary goes next to a run CSV: results.csv → results-summary.csv."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}-summary{path.suffix or '.csv'}")
+
+
 def write_csv(records: Iterable[dict[str, Any]], path: str | Path) -> Path:
     """Write every record as a row (CSV_COLUMNS); returns the absolute path written."""
     return write_rows((record_row(rec) for rec in records), CSV_COLUMNS, path)

@@ -555,6 +555,18 @@ def write_summary_csv(preset: Any, records: Iterable[Mapping[str, Any]], path: s
     return write_summary_rows(summary_rows(preset, records, pending_runs), path)
 
 
+def lessons_summary_rows(presets: Mapping[str, Any],
+                         records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Summary rows of every lesson that has runs among `records` (in lesson order);
+    runs of a lesson that is not loaded, and custom runs, have no summary."""
+    by_preset: dict[str, list[Mapping[str, Any]]] = {}
+    for rec in records:
+        if rec.get("preset") in presets:
+            by_preset.setdefault(rec["preset"], []).append(rec)
+    return [row for key in presets if key in by_preset
+            for row in summary_rows(presets[key], by_preset[key])]
+
+
 def write_summary_rows(rows: Iterable[Mapping[str, Any]], path: str | Path) -> Path:
     """Write summary rows (of one or several lessons) with SUMMARY_COLUMNS; atomic."""
     cells = ({k: _cell(row.get(k)) for k in SUMMARY_COLUMNS} for row in rows)

@@ -26,9 +26,10 @@ from textual.screen import Screen
 from trainer import locate
 from trainer.config import ConfigError
 from trainer.events import Event, RunRequest, RunStopped
-from trainer.export import default_export_path, write_csv
+from trainer.export import default_export_path, summary_path, write_csv
 from trainer.presets import Preset, PresetProblem, load_presets
 from trainer.store import RunStore, StoreError, first_line
+from trainer.verdict import lessons_summary_rows, write_summary_rows
 from tui.bridge import Bridge
 from tui.messages import BridgeProblem, TrainerEvents
 from tui.screens.dialogs import ConfirmScreen, DataMissingScreen, ExportScreen
@@ -335,14 +336,24 @@ class CnnTuiApp(App):
             self.notify("Nothing to export yet: no run has started", timeout=3)
             return
 
+        summary: list[Path] = []
+
         def write(path: Path) -> Path:
-            return write_csv(self.runs.exportable(), path)
+            """The runs, then the lessons' statistics and verdicts beside them."""
+            records = self.runs.exportable()
+            out = write_csv(records, path)
+            summary.clear()
+            rows = lessons_summary_rows(self.toggles.presets, records)
+            if rows:
+                summary.append(write_summary_rows(rows, summary_path(out)))
+            return out
 
         def done(path: Path | None) -> None:
             if path is not None:
                 n = len(self.runs.exportable())
-                self.notify(f"Wrote {n} run{'s' * (n != 1)} to {path}", title="CSV exported",
-                            timeout=8)
+                also = f"\nLesson statistics and verdicts: {summary[0]}" if summary else ""
+                self.notify(f"Wrote {n} run{'s' * (n != 1)} to {path}{also}",
+                            title="CSV exported", timeout=8)
 
         self.push_screen(ExportScreen(default_export_path(), len(records), write,
                                       blink=self.options.blink), done)
