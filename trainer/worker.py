@@ -91,6 +91,11 @@ def worker_main(requests: Connection, events: Connection, stop_flag: Any,
     finally:
         sender.close(timeout=2.0)
         _log("worker exiting")
+    # Everything that matters is saved (fsynced records) and sent. Skip the interpreter's
+    # teardown of torch, which can take a second: a quitting app waits for this exit.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 _verbose = False  # log progress lines only into a log file, never onto a user's terminal
