@@ -261,7 +261,8 @@ def test_cli_ctrl_c_stops_keeps_finished_and_leaves_no_process(tmp_path, lessons
         [sys.executable, "-m", "trainer", "run", "--preset", "short_long", *TINY_ARGS,
          "--presets-dir", str(lessons), "--runs-dir", str(runs)],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        start_new_session=True)  # its own process group, as a terminal's foreground job
+        start_new_session=True,  # its own process group, as a terminal's foreground job
+        preexec_fn=_as_a_terminal_job)
     try:
         long = wait_until(lambda: long_run_has_an_epoch(runs), SLOW, "the long run's epoch")
         worker = long["env"]["worker_pid"]
@@ -278,9 +279,18 @@ def test_cli_ctrl_c_stops_keeps_finished_and_leaves_no_process(tmp_path, lessons
     assert recs["long"]["status"] == "stopped" and len(recs["long"]["history"]) >= 1
 
 
+def _as_a_terminal_job() -> None:
+    """In the child: SIGINT and SIGHUP do what they do to a job in a terminal. A test run
+    started under nohup or in a non-interactive shell's background (as CI may be) passes
+    them on ignored, and cnn-tui rightly honours an inherited "ignore"."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+
 def _take_tty() -> None:
     """In the child, after setsid: make the pty our controlling terminal, as sshd does, so
     that the kernel sends SIGHUP when the terminal goes away."""
+    _as_a_terminal_job()
     fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
 
@@ -294,7 +304,7 @@ class Terminal:
         self.proc = subprocess.Popen(
             [sys.executable, "-c", "import sys; from tui.cli import main; sys.exit(main())",
              *args], stdin=slave, stdout=slave, stderr=slave, cwd=cwd, env=env,
-            start_new_session=True, preexec_fn=_take_tty if controlling else None)
+            start_new_session=True, preexec_fn=_take_tty if controlling else _as_a_terminal_job)
         os.close(slave)
         self.screen = bytearray()
         threading.Thread(target=self._drain, daemon=True).start()
