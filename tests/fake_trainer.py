@@ -62,6 +62,7 @@ class FakeTrainer:
         self._history: list[float] = []
         self._records: dict[str, dict[str, Any]] = {}
         self.closed = False
+        self.held = False  # as TrainerProcess: a data failure holds the queue
         self.submitted: list[RunRequest] = []
         self.polls = 0
 
@@ -72,6 +73,7 @@ class FakeTrainer:
             if self.closed:
                 raise RuntimeError("the trainer process has been shut down")
             self._pending.extend(batch)
+            self.held = False
             self.submitted.extend(batch)
 
     def pending(self) -> list[RunRequest]:
@@ -98,6 +100,7 @@ class FakeTrainer:
         with self._lock:
             dropped = list(self._pending)
             self._pending.clear()
+            self.held = False
             return dropped
 
     def kill_worker(self) -> None:
@@ -145,7 +148,7 @@ class FakeTrainer:
     def _advance(self) -> None:
         s = self.script
         if self._current is None:
-            if not self._pending or s.hold:
+            if not self._pending or s.hold or self.held:
                 return
             req = self._pending.popleft()
             self._current = req
@@ -168,6 +171,7 @@ class FakeTrainer:
         if req.variant in s.fail and self._epoch >= s.fail_at_epoch:
             kind, message = s.fail[req.variant]
             self._end(RunFailed(req.run_id, kind, message, traceback="Traceback: fake"))
+            self.held = kind == "data"
             return
         epochs = int(req.config.get("epochs", 2))
         rng = random.Random(hash((req.variant, req.repeat, self._epoch)))

@@ -60,7 +60,9 @@ def test_toggles_with_invalid_value(snap_compare, tmp_path):
         pilot.app.main.query_one("#toggle-lr").focus()
         await pilot.press(*"fast", "escape")
         pilot.app.main.query_one("#toggle-lr").scroll_visible(animate=False)
-        await pilot.pause()
+        # Let validation, scrolling and the refresh timer settle (a loaded CI box is slow).
+        await pilot.wait_for_scheduled_animations()
+        await pilot.pause(0.3)
 
     assert snap_compare(make_app(tmp_path / "runs"), terminal_size=(80, 24), run_before=edit)
 
