@@ -209,14 +209,21 @@ def test_tui_notices_a_killed_worker_and_restarts_one(tmp_path):
     asyncio.run(_killed_worker_scenario(tmp_path))
 
 
-async def _killed_worker_scenario(tmp_path: Path) -> None:
+def real_app(tmp_path: Path, epochs: int, train_subset: int
+             ) -> tuple[CnnTuiApp, TrainerProcess, Path]:
+    """The app on a real CPU worker, tiny synthetic runs; returns (app, trainer, runs dir)."""
     runs = tmp_path / "runs"
     trainer = TrainerProcess(WorkerSettings(runs_dir=str(runs), device="cpu",
                                             log_path=str(tmp_path / "worker.log")))
-    overrides = {"dataset": "synthetic", "epochs": 500, "repeats": 1, "train_subset": 256,
-                 "widths": (8, 8, 8)}
+    overrides = {"dataset": "synthetic", "epochs": epochs, "repeats": 1,
+                 "train_subset": train_subset, "widths": (8, 8, 8)}
     app = CnnTuiApp(trainer, StartOptions(runs_dir=runs, overrides=overrides, blink=False,
                                           refresh_interval=0.1, check_data=False))
+    return app, trainer, runs
+
+
+async def _killed_worker_scenario(tmp_path: Path) -> None:
+    app, trainer, runs = real_app(tmp_path, epochs=500, train_subset=256)
     async with app.run_test(size=(120, 40)) as pilot:
         async def until(condition, timeout, what):
             deadline = time.monotonic() + timeout
@@ -408,13 +415,7 @@ def _children() -> set[int]:
 
 
 async def _twenty_runs(tmp_path: Path) -> None:
-    runs = tmp_path / "runs"
-    trainer = TrainerProcess(WorkerSettings(runs_dir=str(runs), device="cpu",
-                                            log_path=str(tmp_path / "worker.log")))
-    overrides = {"dataset": "synthetic", "epochs": 1, "repeats": 1, "train_subset": 64,
-                 "widths": (8, 8, 8)}
-    app = CnnTuiApp(trainer, StartOptions(runs_dir=runs, overrides=overrides, blink=False,
-                                          refresh_interval=0.1, check_data=False))
+    app, trainer, _ = real_app(tmp_path, epochs=1, train_subset=64)
     async with app.run_test(size=(120, 40)) as pilot:
         async def run_once(n_before: int) -> None:
             await pilot.press("t")
