@@ -2,7 +2,7 @@
 
 Trains the same course CNN (same init, batch size, device and training step) twice:
   A. this loop's path: the uint8 split lives on the device; each step gathers a batch by index
-     and normalises it there (trainer.loop.Prep);
+     and normalises it there (trainer.engine.loop.Prep);
   B. the usual one: a torchvision-style Dataset returning PIL images through
      ToTensor + Normalize, batched by DataLoader(num_workers=2), copied to the device.
 Prints images/s of both and their ratio. The model step is the identical function for both, so
@@ -25,10 +25,11 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
-from trainer import data, locate
+from trainer import locate
 from trainer.config import RunConfig
-from trainer.loop import Prep, device_name, epoch_order, make_optimizer, per_sample_loss
-from trainer.model import build_model, count_params
+from trainer.engine import data
+from trainer.engine.loop import Prep, device_name, epoch_order, make_optimizer, per_sample_loss
+from trainer.engine.model import build_model, count_params
 
 
 class PILArrayDataset(Dataset):
@@ -60,7 +61,7 @@ def torchvision_dataset(args: argparse.Namespace, raw: data.RawData,
 
 
 def make_step(cfg: RunConfig, device: torch.device) -> tuple[torch.nn.Module, Callable]:
-    """A fresh course CNN (same seed each time) and its training step, as in trainer.loop."""
+    """A fresh course CNN (same seed each time) and its training step, as in trainer.engine.loop."""
     cuda = device.type == "cuda"
     torch.manual_seed(cfg.seed)
     model = build_model(cfg).to(device)

@@ -29,7 +29,7 @@ from trainer.events import (
     RunStarted,
     RunStopped,
 )
-from trainer.store import RunStore, apply_event, request_record
+from trainer.store.runstore import RunStore, apply_event, request_record
 
 
 @dataclass
@@ -47,7 +47,7 @@ class Script:
 
 
 class FakeTrainer:
-    """Same surface as `trainer.process.TrainerProcess`, no process behind it."""
+    """Same surface as `trainer.host.process.TrainerProcess`, no process behind it."""
 
     def __init__(self, script: Script | None = None, store: RunStore | None = None) -> None:
         self.script = script or Script()

@@ -17,7 +17,7 @@ from typing import ClassVar
 
 import pytest
 
-from trainer import cli
+from trainer.cli import main as cli
 from trainer.events import (
     EpochEnd,
     Notice,
@@ -317,7 +317,7 @@ def test_shadowed_override_is_warned(fake, capsys):
 
 
 def test_cli_module_does_not_import_torch():
-    code = ("import sys, trainer.cli, trainer.process; "
+    code = ("import sys, trainer.cli.main, trainer.host.process; "
             "print(sorted(m for m in ('torch', 'textual') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert out.returncode == 0, out.stderr
@@ -369,7 +369,7 @@ def test_export_reports_count_and_skipped_files(tmp_path, capsys):
 
 def _store_run(runs: Path, preset: str, variant: str, repeat: int, acc: float) -> None:
     from trainer.events import RunRequest
-    from trainer.store import RunStore, apply_event
+    from trainer.store.runstore import RunStore, apply_event
 
     req = RunRequest({"batch_norm": variant == "BN on", "epochs": 1, "repeats": 2}, preset,
                      variant, repeat, "g-1")

@@ -16,8 +16,9 @@ import pytest
 import torch
 from conftest import tiny
 
-from trainer import data, locate
-from trainer.data import DataError, load_raw, make_splits
+from trainer import locate
+from trainer.engine import data
+from trainer.engine.data import DataError, load_raw, make_splits
 
 N_PER_BATCH, N_TEST = 6, 8  # a tiny CIFAR-format set: 30 train / 8 test images
 

@@ -8,11 +8,17 @@ import os
 
 import pytest
 
-from trainer import store as store_mod  # the atomic write lives there
 from trainer.config import KEYS, RunConfig
 from trainer.events import EpochEnd, RunFailed, RunFinished, RunStarted
-from trainer.export import CSV_COLUMNS, ExportError, default_export_path, record_row, write_csv
-from trainer.store import apply_event
+from trainer.store import runstore as store_mod  # the atomic write lives there
+from trainer.store.export import (
+    CSV_COLUMNS,
+    ExportError,
+    default_export_path,
+    record_row,
+    write_csv,
+)
+from trainer.store.runstore import apply_event
 
 
 def record(run_id="r1", finish=True, **config_changes):

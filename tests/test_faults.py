@@ -31,10 +31,10 @@ import pytest
 from conftest import tiny
 from fake_trainer import FakeTrainer
 
+from trainer.engine.worker import FAULT_ENV, WorkerSettings
 from trainer.events import TERMINAL, EpochEnd, Notice, RunFailed, RunFinished, RunRequest
-from trainer.process import TrainerProcess
-from trainer.store import RunStore
-from trainer.worker import FAULT_ENV, WorkerSettings
+from trainer.host.process import TrainerProcess
+from trainer.store.runstore import RunStore
 from tui.app import CnnTuiApp, StartOptions
 from tui.widgets.results import ResultsTable
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 from conftest import tiny
 
-from trainer import data, loop
+from trainer.engine import data, loop
 from trainer.events import EpochEnd, Progress, RunFinished, RunRequest, RunStarted, RunStopped
 
 CPU = torch.device("cpu")

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from trainer.config import ACTIVATIONS, INITS, RunConfig
-from trainer.model import LEAKY_SLOPE, build_model, count_params, kernels
+from trainer.engine.model import LEAKY_SLOPE, build_model, count_params, kernels
 
 COURSE = RunConfig()
 

@@ -12,7 +12,7 @@ import pytest
 from presets import BUILTIN_DIR
 from trainer import paths
 from trainer.config import KEYS, ConfigError, RunConfig, parse_value
-from trainer.presets import (
+from trainer.lessons.presets import (
     METRICS,
     Preset,
     PresetProblem,
@@ -133,7 +133,7 @@ def test_builtin_lessons_are_not_copied_from_lessons_md():
 def test_presets_module_does_not_import_torch():
     import subprocess
 
-    code = "import sys, trainer.presets; print('torch' in sys.modules)"
+    code = "import sys, trainer.lessons.presets; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

@@ -21,6 +21,7 @@ from types import SimpleNamespace
 import pytest
 from conftest import tiny
 
+from trainer.engine.worker import RunReporter, WorkerSettings, _Worker, plain_event
 from trainer.events import (
     TERMINAL,
     EpochEnd,
@@ -32,9 +33,8 @@ from trainer.events import (
     RunStarted,
     RunStopped,
 )
-from trainer.process import TrainerProcess, describe_exit
-from trainer.store import RunStore, pid_alive
-from trainer.worker import RunReporter, WorkerSettings, _Worker, plain_event
+from trainer.host.process import TrainerProcess, describe_exit
+from trainer.store.runstore import RunStore, pid_alive
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -316,8 +316,8 @@ def test_idle_death_forced_stop_and_forced_shutdown(runs_dir):
 PARENT = textwrap.dedent("""
     import sys, time
     from trainer.events import EpochEnd, RunRequest
-    from trainer.process import TrainerProcess
-    from trainer.worker import WorkerSettings
+    from trainer.host.process import TrainerProcess
+    from trainer.engine.worker import WorkerSettings
 
     def main():
         runs, log, config = sys.argv[1], sys.argv[2], eval(sys.argv[3])
@@ -367,7 +367,7 @@ def test_worker_exits_when_its_parent_is_killed(tmp_path):
 # -- pieces that need no worker ---------------------------------------------------------------
 
 def test_parent_side_modules_do_not_import_torch():
-    code = ("import sys, trainer.process, trainer.worker, trainer.store, trainer.export; "
+    code = ("import sys, trainer.host.process, trainer.engine.worker, trainer.store.runstore, trainer.store.export; "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
 
@@ -409,7 +409,7 @@ def epoch_event(req: RunRequest, n: int) -> EpochEnd:
 
 
 def test_reporter_keeps_training_when_the_disk_is_full(tmp_path, monkeypatch):
-    from trainer import store as store_mod
+    from trainer.store import runstore as store_mod
 
     store, sent, req = RunStore(tmp_path), [], request()
     report = RunReporter(store, sent.append, req)

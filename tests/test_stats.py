@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from trainer.presets import Claim, Preset, Variant, build_requests
-from trainer.stats import (
+from trainer.lessons.presets import Claim, Preset, Variant, build_requests
+from trainer.lessons.stats import (
     METRICS,
     Summary,
     betainc,

@@ -11,7 +11,6 @@ import time
 
 import pytest
 
-from trainer import store as store_mod
 from trainer.events import (
     EpochEnd,
     Notice,
@@ -22,7 +21,8 @@ from trainer.events import (
     RunStarted,
     RunStopped,
 )
-from trainer.store import (
+from trainer.store import runstore as store_mod
+from trainer.store.runstore import (
     RunStore,
     StoreError,
     apply_event,
@@ -263,5 +263,5 @@ def test_default_dir_follows_cnn_tui_home(isolated_home):
 
 
 def test_store_does_not_import_torch():
-    code = "import sys, trainer.store; assert 'torch' not in sys.modules"
+    code = "import sys, trainer.store.runstore; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)

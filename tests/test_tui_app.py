@@ -21,9 +21,9 @@ from fake_trainer import FakeTrainer, Script
 from rich.console import Group
 
 from trainer.events import EpochEnd, RunFinished
-from trainer.export import CSV_COLUMNS
-from trainer.presets import load_presets
-from trainer.store import RunStore, apply_event, request_record
+from trainer.lessons.presets import load_presets
+from trainer.store.export import CSV_COLUMNS
+from trainer.store.runstore import RunStore, apply_event, request_record
 from tui.app import CnnTuiApp, StartOptions
 from tui.screens.dialogs import ConfirmScreen, DataMissingScreen, ExportScreen
 from tui.screens.help import HelpScreen
@@ -284,7 +284,7 @@ def stored_run(store: RunStore, req, epochs: int = 3) -> dict:
 @aio
 async def test_history_is_loaded_with_curves_and_corrupt_file_named(tmp_path):
     presets, _ = load_presets()
-    from trainer.presets import build_requests
+    from trainer.lessons.presets import build_requests
 
     store = RunStore(tmp_path / "runs")
     reqs = build_requests(presets["batch_norm"], {"dataset": "synthetic"}, repeats=1)
@@ -543,7 +543,7 @@ def test_store_files_are_json(tmp_path):
     """The FakeTrainer persists like the worker (history reload tests depend on it)."""
     store = RunStore(tmp_path)
     presets, _ = load_presets()
-    from trainer.presets import build_requests
+    from trainer.lessons.presets import build_requests
 
     rec = stored_run(store, build_requests(presets["init"], {}, repeats=1)[0], epochs=2)
     data = json.loads((tmp_path / f"{rec['run_id']}.json").read_text())

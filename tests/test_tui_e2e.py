@@ -15,10 +15,10 @@ from pathlib import Path
 
 from fake_trainer import FakeTrainer
 
-from trainer.export import CSV_COLUMNS
-from trainer.process import TrainerProcess
-from trainer.store import RunStore
-from trainer.worker import WorkerSettings
+from trainer.engine.worker import WorkerSettings
+from trainer.host.process import TrainerProcess
+from trainer.store.export import CSV_COLUMNS
+from trainer.store.runstore import RunStore
 from tui.app import CnnTuiApp, StartOptions
 from tui.screens.dialogs import ConfirmScreen, ExportScreen
 from tui.widgets.charts import CurveChart

@@ -13,8 +13,8 @@ import pytest
 from fake_trainer import FakeTrainer
 
 from trainer.events import EpochEnd, RunFinished
-from trainer.presets import build_requests, load_presets
-from trainer.store import RunStore, apply_event, request_record
+from trainer.lessons.presets import build_requests, load_presets
+from trainer.store.runstore import RunStore, apply_event, request_record
 from tui.app import CnnTuiApp, StartOptions
 
 OVERRIDES = {"dataset": "synthetic", "epochs": 6}

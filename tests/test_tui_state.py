@@ -8,6 +8,7 @@ import time
 import pytest
 from fake_trainer import FakeTrainer, Script
 
+from trainer import formats as fmt
 from trainer.config import ConfigError
 from trainer.events import (
     EpochEnd,
@@ -19,11 +20,10 @@ from trainer.events import (
     RunStarted,
     RunStopped,
 )
-from trainer.presets import load_presets
-from trainer.store import apply_event, request_record
-from tui import format as fmt
+from trainer.lessons.presets import load_presets
+from trainer.store.runstore import apply_event, request_record
 from tui.bridge import Bridge, squash_progress
-from tui.columns import (
+from tui.state.columns import (
     BY_KEY,
     columns_for,
     differing_keys,
@@ -32,7 +32,7 @@ from tui.columns import (
     table_rows,
     variant_key,
 )
-from tui.state import GROUPS, RunState, ToggleState
+from tui.state.runs import GROUPS, RunState, ToggleState
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from trainer.export import ExportError
-from trainer.presets import Claim, Preset, Variant, load_presets
-from trainer.verdict import (
+from trainer.lessons.presets import Claim, Preset, Variant, load_presets
+from trainer.lessons.verdict import (
     SUMMARY_COLUMNS,
     format_verdict_text,
     make_verdict,
@@ -18,6 +17,7 @@ from trainer.verdict import (
     write_summary_csv,
     write_summary_rows,
 )
+from trainer.store.export import ExportError
 
 BN_CLAIM = Claim("BN on", "test_acc", "higher", effect=(0.05, 0.06))
 

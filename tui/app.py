@@ -26,16 +26,16 @@ from textual.screen import Screen
 from trainer import locate
 from trainer.config import ConfigError
 from trainer.events import Event, RunRequest, RunStopped
-from trainer.export import default_export_path, summary_path, write_csv
-from trainer.presets import Preset, PresetProblem, load_presets
-from trainer.store import RunStore, StoreError, first_line
-from trainer.verdict import lessons_summary_rows, write_summary_rows
+from trainer.lessons.presets import Preset, PresetProblem, load_presets
+from trainer.lessons.verdict import lessons_summary_rows, write_summary_rows
+from trainer.store.export import default_export_path, summary_path, write_csv
+from trainer.store.runstore import RunStore, StoreError, first_line
 from tui.bridge import Bridge
 from tui.messages import BridgeProblem, TrainerEvents
 from tui.screens.dialogs import ConfirmScreen, DataMissingScreen, ExportScreen
 from tui.screens.help import NAVIGATION, HelpScreen, binding_rows
 from tui.screens.main import MainScreen
-from tui.state import RunState, ToggleState
+from tui.state.runs import RunState, ToggleState
 from tui.widgets.lessons import LessonView
 from tui.widgets.results import ResultsTable
 from tui.widgets.runbar import run_name
@@ -43,7 +43,7 @@ from tui.widgets.toggles import ToggleForm
 
 
 class Trainer(Protocol):
-    """What the app needs from `trainer.process.TrainerProcess` (tests may pass a fake)."""
+    """What the app needs from `trainer.host.process.TrainerProcess` (tests may pass a fake)."""
 
     def submit(self, requests: Iterable[RunRequest]) -> None: ...
     def pending(self) -> list[RunRequest]: ...

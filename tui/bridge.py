@@ -22,7 +22,7 @@ Deliver = Callable[[list[Event], list[RunRequest], RunRequest | None], Any]
 
 
 class EventSource(Protocol):
-    """The part of `trainer.process.TrainerProcess` the bridge uses."""
+    """The part of `trainer.host.process.TrainerProcess` the bridge uses."""
 
     def poll(self, timeout: float = 0.1, max_events: int = 1000) -> list[Event]: ...
     def pending(self) -> list[RunRequest]: ...

@@ -1,4 +1,4 @@
-"""`cnn-tui` entry point: parse the shared options (trainer.cli), then open the app.
+"""`cnn-tui` entry point: parse the shared options (trainer.cli.main), then open the app.
 
 The TrainerProcess is created here, before `App.run()`: its pipes and multiprocessing's
 resource tracker cannot be set up once Textual has swapped stderr. The worker's output goes
@@ -15,10 +15,10 @@ from trainer import paths
 
 
 def launch(args: argparse.Namespace) -> int:
-    """Open the TUI with the options `trainer.cli` parsed (same as `cnn-tui run`)."""
-    from trainer.cli import resolve_overrides
-    from trainer.process import TrainerProcess
-    from trainer.worker import WorkerSettings
+    """Open the TUI with the options `trainer.cli.main` parsed (same as `cnn-tui run`)."""
+    from trainer.cli.main import resolve_overrides
+    from trainer.engine.worker import WorkerSettings
+    from trainer.host.process import TrainerProcess
     from tui.app import CnnTuiApp, StartOptions
 
     runs_dir = Path(args.runs_dir).expanduser() if args.runs_dir else paths.runs_dir()
@@ -49,7 +49,7 @@ def launch(args: argparse.Namespace) -> int:
 
 def main() -> int:
     """Console script `cnn-tui`."""
-    from trainer.cli import main as cli_main
+    from trainer.cli.main import main as cli_main
 
     return cli_main(sys.argv[1:], launch_tui=launch)
 

@@ -14,7 +14,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
-from trainer.export import ExportError
+from trainer.store.export import ExportError
 
 
 class ExportScreen(ModalScreen[Path | None]):

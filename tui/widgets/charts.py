@@ -19,7 +19,7 @@ from rich.text import Text
 from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
-from tui.state import Series, VariantCurves
+from tui.state.runs import Series, VariantCurves
 
 # Matplotlib's tab10: distinct on dark and light backgrounds and in 256-colour terminals.
 PALETTE: tuple[tuple[int, int, int], ...] = (

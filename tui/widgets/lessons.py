@@ -16,9 +16,9 @@ from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option, OptionDoesNotExist
 
 from trainer.config import describe
-from trainer.presets import CUSTOM, Preset
+from trainer.lessons.presets import CUSTOM, Preset
 from tui.messages import LessonChosen
-from tui.state import RunState, ToggleState
+from tui.state.runs import RunState, ToggleState
 from tui.widgets.charts import colour, hex_colour
 from tui.widgets.verdict import VerdictCard
 

@@ -9,10 +9,11 @@ from textual import on
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Static
 
+from trainer import formats as fmt
 from trainer.config import RunConfig
-from trainer.store import first_line
-from tui import format as fmt
-from tui.columns import (
+from trainer.store.runstore import first_line
+from tui.messages import RunSelected
+from tui.state.columns import (
     SORT_CYCLE,
     Column,
     TableRow,
@@ -21,8 +22,7 @@ from tui.columns import (
     status_text,
     table_rows,
 )
-from tui.messages import RunSelected
-from tui.state import RunState
+from tui.state.runs import RunState
 
 
 class ResultsTable(DataTable):

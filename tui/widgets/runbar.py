@@ -8,8 +8,8 @@ from textual.containers import Horizontal
 from textual.widget import Widget
 from textual.widgets import Label, ProgressBar
 
-from tui import format as fmt
-from tui.state import RunState
+from trainer import formats as fmt
+from tui.state.runs import RunState
 
 
 def show(label: Label, text: Text) -> None:

@@ -20,7 +20,7 @@ from textual.widgets import Input, Label, Select, Static, Switch
 
 from trainer.config import SCHEMA, ConfigError, describe, format_value, parse_value
 from tui.messages import TogglesChanged
-from tui.state import GROUPS, ToggleState
+from tui.state.runs import GROUPS, ToggleState
 
 CHOICE_KINDS = ("choice", "int_choice")
 

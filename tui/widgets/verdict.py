@@ -1,6 +1,6 @@
 """The verdict card: what the runs of a lesson showed, next to what the course found.
 
-It renders `trainer.verdict.make_verdict` (which works at any stage: before, during and after
+It renders `trainer.lessons.verdict.make_verdict` (which works at any stage: before, during and after
 the runs), so it can be refreshed live as epochs and runs finish.
 """
 
@@ -12,8 +12,8 @@ from typing import Any
 from rich.text import Text
 from textual.widgets import Static
 
-from trainer.presets import Preset
-from trainer.verdict import Verdict, make_verdict
+from trainer.lessons.presets import Preset
+from trainer.lessons.verdict import Verdict, make_verdict
 
 STATUS_STYLE = {
     "agree": "bold green", "disagree": "bold red", "mixed": "bold yellow",

@@ -10,7 +10,7 @@ Two parts:
   memory stays bounded however fast events come), the trainer's queue, and "dirty" markers the
   screen's timer uses to redraw at a few Hz instead of once per event.
 
-Records are updated with `trainer.store.apply_event`, the same function the worker uses to
+Records are updated with `trainer.store.runstore.apply_event`, the same function the worker uses to
 persist them, so what the table shows and what the store holds cannot drift apart.
 """
 
@@ -33,9 +33,9 @@ from trainer.events import (
     RunStarted,
     RunStopped,
 )
-from trainer.presets import CUSTOM, Preset, build_requests, custom_requests, new_group_id
-from trainer.stats import BandPoint, curve_band, curve_marks
-from trainer.store import apply_event, request_record
+from trainer.lessons.presets import CUSTOM, Preset, build_requests, custom_requests, new_group_id
+from trainer.lessons.stats import BandPoint, curve_band, curve_marks
+from trainer.store.runstore import apply_event, request_record
 
 # -- toggles ------------------------------------------------------------------------------------
 

@@ -2,7 +2,7 @@
 
 Each preset states the course's finding as machine-checkable claims ("BN on has higher
 test_acc", "He vs Glorot: similar within 2 points"). This module checks every claim against
-the paired statistics of `trainer.stats` and words the outcome in plain sentences a learner can
+the paired statistics of `trainer.lessons.stats` and words the outcome in plain sentences a learner can
 act on, with the numbers that back them and an honest "cannot tell yet" when the runs are too
 few or too noisy. It works at any moment — before, during and after the runs — so the TUI can
 refresh the card live and the CLI can print it at the end.
@@ -26,8 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trainer.export import write_rows
-from trainer.stats import (
+from trainer.lessons.stats import (
     METRICS,
     LessonStats,
     Paired,
@@ -41,6 +40,7 @@ from trainer.stats import (
     summarize,
     unit_of,
 )
+from trainer.store.export import write_rows
 
 COURSE_EPOCHS = 30  # the course trained every lesson for 30 epochs
 SHORT_EPOCHS = 10  # fewer than this and most effects have not shown yet
@@ -70,7 +70,7 @@ PHRASE = {
 class ClaimResult:
     """One claim checked: its status and the sentence(s) saying what the runs showed."""
 
-    claim: Any  # trainer.presets.Claim
+    claim: Any  # trainer.lessons.presets.Claim
     status: str  # "agree" | "disagree" | "inconclusive" | "pending"
     sentence: str
     diff: Paired | None = None  # the paired difference variant − baseline it rests on
@@ -549,7 +549,7 @@ def write_summary_csv(preset: Any, records: Iterable[Mapping[str, Any]], path: s
                       pending_runs: int = 0) -> Path:
     """Write `summary_rows` as CSV; atomic (temp file + os.replace), returns the absolute path.
 
-    Raises trainer.export.ExportError (message names the path) for a missing folder, a path
+    Raises trainer.store.export.ExportError (message names the path) for a missing folder, a path
     that is a folder, or any OS error while writing; no partial file is left behind.
     """
     return write_summary_rows(summary_rows(preset, records, pending_runs), path)

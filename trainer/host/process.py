@@ -30,9 +30,9 @@ from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from trainer import paths
+from trainer.engine.worker import WorkerSettings, worker_main
 from trainer.events import TERMINAL, Event, Notice, RunFailed, RunRequest, RunStarted, RunStopped
-from trainer.store import RunStore, StoreError, first_line, request_record, terminal_event
-from trainer.worker import WorkerSettings, worker_main
+from trainer.store.runstore import RunStore, StoreError, first_line, request_record, terminal_event
 
 MAX_DEATHS_IN_A_ROW = 3  # a worker that keeps dying fails the rest of the queue, not forever
 

@@ -1,6 +1,6 @@
 """`cnn-tui` command line: run lessons headless, list presets, export results, start the TUI.
 
-Headless runs take exactly the TUI's path — RunRequests built by `trainer.presets`, trained by
+Headless runs take exactly the TUI's path — RunRequests built by `trainer.lessons.presets`, trained by
 `TrainerProcess` in a spawned worker, records updated with `store.apply_event` — so a result
 from a script and a result from the app mean the same thing. This module never imports torch
 (or Textual): `cnn-tui run` starts in a blink and the worker pays the torch import.
@@ -46,7 +46,7 @@ from trainer.events import (
     RunStopped,
 )
 from trainer.events import Progress as ProgressEvent
-from trainer.presets import (
+from trainer.lessons.presets import (
     Preset,
     PresetProblem,
     build_requests,
@@ -303,8 +303,8 @@ def _plan(args: argparse.Namespace, err: Console) -> tuple[Preset | None, list[R
 
 def _process_classes() -> tuple[Any, Any]:
     """TrainerProcess and WorkerSettings, imported late: `cnn-tui presets` needs neither."""
-    from trainer.process import TrainerProcess
-    from trainer.worker import WorkerSettings
+    from trainer.engine.worker import WorkerSettings
+    from trainer.host.process import TrainerProcess
 
     return TrainerProcess, WorkerSettings
 
@@ -313,7 +313,7 @@ class _Live:
     """Progress bars plus the records of this launch, updated from worker events."""
 
     def __init__(self, requests: list[RunRequest], console: Console, err: Console) -> None:
-        from trainer.store import request_record
+        from trainer.store.runstore import request_record
 
         self.requests = requests
         self.records: dict[str, dict[str, Any]] = {r.run_id: request_record(r) for r in requests}
@@ -344,7 +344,7 @@ class _Live:
         return f"{rec['variant']}{rep}"
 
     def handle(self, event: Event) -> None:
-        from trainer.store import apply_event
+        from trainer.store.runstore import apply_event
 
         run_id = getattr(event, "run_id", "")
         if isinstance(event, Notice):
@@ -535,8 +535,8 @@ def _stop(proc: Any, live: _Live) -> None:
 
 
 def _print_verdict(console: Console, preset: Preset, records: list[dict[str, Any]]) -> None:
-    from trainer.stats import lesson_stats, stats_table
-    from trainer.verdict import make_verdict
+    from trainer.lessons.stats import lesson_stats, stats_table
+    from trainer.lessons.verdict import make_verdict
 
     headers, rows = stats_table(lesson_stats(preset, records))
     table = Table(title=f"Per variant · {preset.title}", title_justify="left",
@@ -563,7 +563,7 @@ def _print_verdict(console: Console, preset: Preset, records: list[dict[str, Any
 def _write_outputs(args: argparse.Namespace, preset: Preset | None,
                    records: list[dict[str, Any]], console: Console, err: Console) -> int:
     """--csv / --summary-csv; returns 1 when writing failed (runs are safe in the store)."""
-    from trainer.export import ExportError, write_csv
+    from trainer.store.export import ExportError, write_csv
 
     saved = [r for r in records if r["status"] != "cancelled"]
     code = EXIT_OK
@@ -581,8 +581,8 @@ def _write_outputs(args: argparse.Namespace, preset: Preset | None,
 
 def _write_summary(preset: Preset, records: list[dict[str, Any]], path: str,
                    console: Console, err: Console) -> int:
-    from trainer.export import ExportError
-    from trainer.verdict import write_summary_csv
+    from trainer.lessons.verdict import write_summary_csv
+    from trainer.store.export import ExportError
 
     try:
         out = write_summary_csv(preset, records, path)
@@ -662,8 +662,8 @@ def results_table(records: list[dict[str, Any]], preset: Preset | None = None) -
 
 def cmd_export(args: argparse.Namespace) -> int:
     """Every stored run → one CSV (and optionally per-lesson summaries)."""
-    from trainer.export import ExportError, default_export_path, write_csv
-    from trainer.store import RunStore
+    from trainer.store.export import ExportError, default_export_path, write_csv
+    from trainer.store.runstore import RunStore
 
     console, err = _console(), _err_console()
     _check_output(args.csv, "--csv")
@@ -688,8 +688,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 def _export_summaries(args: argparse.Namespace, records: list[dict[str, Any]],
                       console: Console, err: Console) -> int:
     """Summaries of every lesson present in the store, in one CSV."""
-    from trainer.export import ExportError
-    from trainer.verdict import lessons_summary_rows, write_summary_rows
+    from trainer.lessons.verdict import lessons_summary_rows, write_summary_rows
+    from trainer.store.export import ExportError
 
     presets, _ = _load(args)
     rows = lessons_summary_rows(presets, records)

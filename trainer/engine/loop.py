@@ -29,7 +29,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from trainer.config import RunConfig
-from trainer.data import RawData, Splits, make_splits
+from trainer.engine.data import RawData, Splits, make_splits
+from trainer.engine.model import build_model, count_params, kernels
 from trainer.events import (
     EpochEnd,
     Event,
@@ -39,7 +40,6 @@ from trainer.events import (
     RunStarted,
     RunStopped,
 )
-from trainer.model import build_model, count_params, kernels
 
 PROGRESS_EVERY_S = 0.1  # at most 10 Progress events per second
 PLATEAU_FACTOR, PLATEAU_PATIENCE = 0.2, 5  # the course's ReduceLROnPlateau(val_loss)

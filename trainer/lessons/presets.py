@@ -37,7 +37,7 @@ METRICS: tuple[str, ...] = (
     "final_train_loss",
     "epoch1_val_acc",
 )
-"""Metrics a claim may name; kept in step with `trainer.stats.METRICS` (same names)."""
+"""Metrics a claim may name; kept in step with `trainer.lessons.stats.METRICS` (same names)."""
 
 EXPECTS = ("higher", "lower", "similar")
 CUSTOM = "custom"  # the preset name of runs launched from plain settings, not a lesson

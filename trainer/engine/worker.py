@@ -31,7 +31,14 @@ from typing import Any
 
 from trainer.config import ConfigError, RunConfig
 from trainer.events import TERMINAL, EpochEnd, Event, Notice, RunFailed, RunRequest, RunStarted
-from trainer.store import RunStore, StoreError, apply_event, first_line, host_name, request_record
+from trainer.store.runstore import (
+    RunStore,
+    StoreError,
+    apply_event,
+    first_line,
+    host_name,
+    request_record,
+)
 
 LOG_MAX_BYTES = 5_000_000  # rotate the worker log once it grows past this
 RAW_CACHE_SIZE = 2  # decoded datasets kept in memory across runs (CIFAR-10 is ~180 MB)
@@ -293,7 +300,7 @@ class _Worker:
         try:
             import torch
 
-            from trainer import data, loop
+            from trainer.engine import data, loop
         except Exception as exc:  # a broken install: fail each run with the reason, stay up
             self.import_error = f"could not import the training code: {type(exc).__name__}: {exc}"
             _log(self.import_error + "\n" + traceback.format_exc(), always=True)

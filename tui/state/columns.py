@@ -12,11 +12,11 @@ from typing import Any
 
 from rich.text import Text
 
+from trainer import formats as fmt
 from trainer.config import KEYS, SCHEMA, format_value
-from trainer.stats import summarize
-from trainer.store import first_line
-from tui import format as fmt
-from tui.state import STATUS_ICONS, RunState
+from trainer.lessons.stats import summarize
+from trainer.store.runstore import first_line
+from tui.state.runs import STATUS_ICONS, RunState
 
 Record = dict[str, Any]
 

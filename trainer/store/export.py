@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from trainer.config import KEYS, format_value
-from trainer.store import atomic_write
+from trainer.store.runstore import atomic_write
 
 _LEAD_CONFIG = ("seed", "dataset", "batch_norm", "init", "shuffle", "batch_size", "head", "l2",
                 "lr", "optimizer", "epochs")
