@@ -1,10 +1,23 @@
-"""Shared fixtures: every test runs with its own CNN_TUI_HOME and no network data."""
+"""Shared fixtures: every test runs with its own CNN_TUI_HOME and no network data.
+
+Tests under tests/functional/ start real worker processes, ptys or the CLI as a subprocess;
+they are marked `slow` here, so `pytest -m "not slow"` is the quick unit run.
+"""
 
 from __future__ import annotations
 
-import pytest
+from pathlib import Path
 
-from trainer.config import RunConfig
+import pytest
+from helpers import tiny
+
+FUNCTIONAL = Path(__file__).resolve().parent / "functional"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if FUNCTIONAL in Path(str(item.fspath)).resolve().parents:
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(autouse=True)
@@ -14,14 +27,6 @@ def isolated_home(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("CNN_TUI_HOME", str(home))
     monkeypatch.delenv("CNN_TUI_DATA", raising=False)
     return home
-
-
-def tiny(**changes) -> RunConfig:
-    """A config that trains in about a second on CPU: synthetic data, narrow convs."""
-    base = dict(dataset="synthetic", train_subset=512, widths=(8, 16, 16), epochs=2,
-                batch_size=64, seed=0)
-    base.update(changes)
-    return RunConfig.from_dict(base)
 
 
 @pytest.fixture

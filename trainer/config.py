@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from trainer.formats import short_float
+
 DATASETS = ("cifar10", "synthetic")
 INITS = (
     "glorot_uniform", "glorot_normal", "he_normal", "he_uniform", "torch_default", "normal_0.01",
@@ -184,6 +186,12 @@ def unknown_key_message(key: str) -> str:
     return f"unknown key '{key}'{hint}"
 
 
+def _range(f: Field) -> tuple[float, float]:
+    """The bounds of a numeric field (every int, float and widths field has both)."""
+    assert f.lo is not None and f.hi is not None, f"{f.kind} field without bounds"
+    return f.lo, f.hi
+
+
 def allowed(key: str) -> str:
     """Human text for the allowed values of `key`."""
     f = SCHEMA[key]
@@ -192,10 +200,12 @@ def allowed(key: str) -> str:
     if f.kind in ("choice", "int_choice"):
         return "one of " + ", ".join(str(c) for c in f.choices)
     if f.kind == "int":
-        return f"an integer from {int(f.lo)} to {int(f.hi)}"  # type: ignore[arg-type]
+        lo, hi = _range(f)
+        return f"an integer from {int(lo)} to {int(hi)}"
     if f.kind == "float":
-        return f"a number from {fmt_num(f.lo)} to {fmt_num(f.hi)}"  # type: ignore[arg-type]
-    return (f"1 to {MAX_WIDTHS} comma-separated integers from {int(f.lo)} to {int(f.hi)}"  # type: ignore[arg-type]
+        return f"a number from {short_float(f.lo)} to {short_float(f.hi)}"
+    lo, hi = _range(f)
+    return (f"1 to {MAX_WIDTHS} comma-separated integers from {int(lo)} to {int(hi)}"
             ", e.g. 32,64,128")
 
 
@@ -216,14 +226,16 @@ def normalize(key: str, value: Any) -> Any:
             raise _bad(key, value)
         if isinstance(value, float) and not value.is_integer():
             raise _bad(key, value)
-        if not f.lo <= value <= f.hi:  # type: ignore[operator]
+        lo, hi = _range(f)
+        if not lo <= value <= hi:
             raise _bad(key, value)
         return int(value)
     if f.kind == "float":
         numeric = isinstance(value, int | float) and not isinstance(value, bool)
         if not numeric or not math.isfinite(value):
             raise _bad(key, value)
-        if not f.lo <= value <= f.hi:  # type: ignore[operator]
+        lo, hi = _range(f)
+        if not lo <= value <= hi:
             raise _bad(key, value)
         return float(value)
     if f.kind == "choice":
@@ -240,8 +252,9 @@ def normalize(key: str, value: Any) -> Any:
             return int(value)
         raise _bad(key, value)
     if f.kind == "widths":
+        lo, hi = _range(f)
         if isinstance(value, list | tuple) and 1 <= len(value) <= MAX_WIDTHS and all(
-            isinstance(w, int) and not isinstance(w, bool) and f.lo <= w <= f.hi for w in value  # type: ignore[operator]
+            isinstance(w, int) and not isinstance(w, bool) and lo <= w <= hi for w in value
         ):
             return tuple(int(w) for w in value)
         raise _bad(key, value)
@@ -310,18 +323,8 @@ def format_value(key: str, value: Any) -> str:
     if isinstance(value, list | tuple):
         return ",".join(str(v) for v in value)
     if isinstance(value, float):
-        return fmt_num(value)
+        return short_float(value)
     return str(value)
-
-
-def fmt_num(x: float | None) -> str:
-    if x is None:
-        return ""
-    if x == 0:
-        return "0"
-    if abs(x) < 1e-3 or abs(x) >= 1e5:
-        return f"{x:g}"
-    return f"{x:.6g}"
 
 
 _LABELS: dict[str, Callable[[Any], str]] = {

@@ -1,8 +1,8 @@
 """Messages between the UI/CLI and the trainer process.
 
 Plain, picklable dataclasses of Python scalars (never tensors), so they cross
-the spawn-context queue cheaply and the TUI can import them without torch.
-Flow: RunRequest goes down to the worker; events come back up.
+the spawn-context pipes cheaply and the TUI can import them without torch.
+Flow: WorkerSettings and RunRequest go down to the worker; events come back up.
 """
 
 from __future__ import annotations
@@ -16,6 +16,16 @@ from typing import Any
 def new_run_id() -> str:
     """Sortable, unique, filename-safe: ``20261122-221503-3fa2c1``."""
     return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """What the worker needs to know; plain strings because it crosses spawn."""
+
+    runs_dir: str | None = None  # None: the per-user runs dir (TrainerProcess fills it in)
+    data_dir: str | None = None  # None: the usual places (see trainer.locate)
+    device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:N"
+    log_path: str | None = None  # the TUI owns the terminal: worker output goes here
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,10 @@
-"""Small, pure text formatters shared by the state classes and the widgets.
+"""One formatter per kind of number, shared by the CLI, the TUI and the config labels.
 
-Kept apart from the widgets so the table, the run bar and the unit tests agree on how a
-number looks (accuracies as percentages, durations as m:ss, rates with thousands separators).
+So the table, the run bar, the toggles and the CLI agree on how a number looks: accuracies as
+percentages, losses to three decimals, durations as m:ss, rates with thousands separators,
+parameter counts compact, settings such as lr as short as they are exact.
+(Lesson statistics — means, differences, intervals — are formatted by unit in
+`trainer.lessons.report`.)
 """
 
 from __future__ import annotations
@@ -54,11 +57,16 @@ def params(n: int | None) -> str:
 
 
 def short_float(x: float | None) -> str:
-    """lr / L2 in a narrow column: '0.001', '1e-05', '0'."""
+    """A float setting (lr, L2, val split) as a user would type it, exactly and briefly:
+    '0.001', '1e-5', '2.5e-5', '0.15', '0'; unknown → '–'."""
     if x is None:
         return "–"
     if x == 0:
         return "0"
-    if abs(x) < 1e-3 or abs(x) >= 1e4:
-        return f"{x:.0e}".replace("e-0", "e-").replace("e+0", "e")
-    return f"{x:g}"
+    if not math.isfinite(x):
+        return str(x)
+    text = f"{x:.6g}"
+    if "e" in text:
+        mantissa, exponent = text.split("e")
+        text = f"{mantissa}e{int(exponent)}"
+    return text

@@ -1,9 +1,10 @@
-"""CnnTuiApp: state, trainer wiring and app-wide actions; the main screen draws it all.
+"""CnnTuiApp: the session, trainer wiring and the app-wide actions; the main screen draws.
 
 Data flows one way: key → RunRequest → TrainerProcess → events (bridge thread) →
-`TrainerEvents` message → RunState → widgets on the next refresh tick. The app never imports
-torch; the `TrainerProcess` is created by the caller *before* `App.run()` (its pipes and the
-multiprocessing resource tracker cannot be set up while Textual owns stderr) and passed in.
+`TrainerEvents` message → RunSession (through the RunsView) → widgets on the next refresh
+tick. The app never imports torch; the `TrainerProcess` is created by the caller *before*
+`App.run()` (its pipes and the multiprocessing resource tracker cannot be set up while Textual
+owns stderr) and passed in.
 """
 
 from __future__ import annotations
@@ -15,46 +16,38 @@ import termios
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar
 
 from textual import on
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.css.query import NoMatches
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 
 from trainer import locate
 from trainer.config import ConfigError
 from trainer.events import Event, RunRequest, RunStopped
-from trainer.lessons.presets import Preset, PresetProblem, load_presets
-from trainer.lessons.verdict import lessons_summary_rows, write_summary_rows
-from trainer.store.export import default_export_path, summary_path, write_csv
-from trainer.store.runstore import RunStore, StoreError, first_line
+from trainer.host.session import RunSession, TrainerHandle
+from trainer.lessons.preset import Preset, PresetProblem
+from trainer.lessons.presets import load_presets
+from trainer.lessons.summary_csv import lessons_summary_rows, write_summary_rows
+from trainer.store.csvfile import default_export_path
+from trainer.store.export import summary_path, write_csv
+from trainer.store.record import RunError, RunStatus
+from trainer.store.runstore import RunStore, StoreError
+from trainer.text import first_line
 from tui.bridge import Bridge
 from tui.messages import BridgeProblem, TrainerEvents
 from tui.screens.dialogs import ConfirmScreen, DataMissingScreen, ExportScreen
 from tui.screens.help import NAVIGATION, HelpScreen, binding_rows
 from tui.screens.main import MainScreen
-from tui.state.runs import RunState, ToggleState
+from tui.state.runs import RunsView
+from tui.state.toggles import ToggleState
 from tui.widgets.lessons import LessonView
 from tui.widgets.results import ResultsTable
 from tui.widgets.runbar import run_name
 from tui.widgets.toggles import ToggleForm
-
-
-class Trainer(Protocol):
-    """What the app needs from `trainer.host.process.TrainerProcess` (tests may pass a fake)."""
-
-    def submit(self, requests: Iterable[RunRequest]) -> None: ...
-    def pending(self) -> list[RunRequest]: ...
-    def current(self) -> RunRequest | None: ...
-    def stop_current(self, force: bool = False) -> bool: ...
-    def cancel_queued(self) -> list[RunRequest]: ...
-    def poll(self, timeout: float = 0.1, max_events: int = 1000) -> list[Event]: ...
-    def shutdown(self, timeout: float = 3.0) -> list[Event]: ...
-    @property
-    def busy(self) -> bool: ...
-
 
 TERMINAL_CHECK_S = 0.5  # how often the app checks that its terminal is still there
 
@@ -80,8 +73,9 @@ class CnnTuiApp(App):
     CSS_PATH = "app.tcss"
     TITLE = "cnn-tui"
     ENABLE_COMMAND_PALETTE = True
-    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-narrow"), (110, "-wide")]
-    VERTICAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-short"), (34, "-tall")]
+    # Declared as Textual declares them (plain class attributes it reads per instance).
+    HORIZONTAL_BREAKPOINTS: list[tuple[int, str]] | None = [(0, "-narrow"), (110, "-wide")]  # noqa: RUF012
+    VERTICAL_BREAKPOINTS: list[tuple[int, str]] | None = [(0, "-short"), (34, "-tall")]  # noqa: RUF012
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "request_quit", "Quit", tooltip="Quit (asks first while runs are going)"),
@@ -91,7 +85,7 @@ class CnnTuiApp(App):
         Binding("f1", "help", "Help", show=False),
     ]
 
-    def __init__(self, trainer: Trainer, options: StartOptions,
+    def __init__(self, trainer: TrainerHandle, options: StartOptions,
                  presets: dict[str, Preset] | None = None,
                  problems: list[PresetProblem] | None = None) -> None:
         super().__init__()
@@ -101,7 +95,8 @@ class CnnTuiApp(App):
             presets, problems = load_presets(options.presets_dirs)
         self.preset_problems = list(problems or [])
         self.toggles = ToggleState(presets, options.overrides)
-        self.runs = RunState(presets)
+        self.session = RunSession(trainer)
+        self.runs = RunsView(self.session, presets)
         self.store = RunStore(options.runs_dir)
         records, self.store_warnings = self.store.load()
         self.runs.load(records)
@@ -114,7 +109,7 @@ class CnnTuiApp(App):
 
     # -- lifecycle ---------------------------------------------------------------------------
     def get_default_screen(self) -> Screen:
-        return MainScreen()
+        return MainScreen(self.toggles, self.runs, blink=self.options.blink)
 
     def on_mount(self) -> None:
         for warning in self.store_warnings:
@@ -132,6 +127,7 @@ class CnnTuiApp(App):
                 self.notify(f"Could not start the trainer process yet: {err}",
                             severity="warning")
         self.bridge.start()
+        self.update_titles()
         self.set_interval(self.options.refresh_interval, self._refresh_views)
         if not self.is_headless:
             self.set_interval(TERMINAL_CHECK_S, self._watch_terminal)
@@ -152,17 +148,19 @@ class CnnTuiApp(App):
         for event in events or []:
             if isinstance(event, RunStopped):
                 with contextlib.suppress(StoreError):
-                    self.store.mark(event.run_id, "interrupted", {
-                        "kind": "interrupted", "traceback": "",
-                        "message": "the terminal went away (connection lost)"})
+                    self.store.mark(event.run_id, RunStatus.INTERRUPTED, RunError(
+                        "interrupted", "the terminal went away (connection lost)"))
 
     def _watch_terminal(self) -> None:
         """Leave cleanly when our terminal is gone without a SIGHUP reaching us (it was not
         our controlling terminal, or the signal was ignored): reads then fail or return
         nothing forever, and the app would train on, unseen, until someone kills it."""
+        stdin = sys.__stdin__
         try:
-            termios.tcgetattr(sys.__stdin__.fileno())
-        except (termios.error, OSError, ValueError, AttributeError):
+            if stdin is None:
+                raise OSError("no standard input")
+            termios.tcgetattr(stdin.fileno())
+        except (termios.error, OSError, ValueError):
             self.hung_up = True
             self.exit(return_code=129)
 
@@ -177,45 +175,49 @@ class CnnTuiApp(App):
         # (NoMatches: the timer can still tick while the screen is torn down at exit.)
         with contextlib.suppress(LookupError, NoMatches):
             self.main.sync()
+        self.update_titles()
 
     def update_titles(self) -> None:
         cfg = self.toggles.config()
-        runs = self.runs
-        device = runs.device or self.options.device
-        if runs.device_name and runs.device == "cuda":
-            device = f"cuda · {runs.device_name}"
+        session = self.session
+        device = session.device or self.options.device
+        if session.device_name and session.device == "cuda":
+            device = f"cuda · {session.device_name}"
         sub = f"{self.toggles.title} · data {cfg.dataset} · device {device}"
         if self.sub_title != sub:
             self.sub_title = sub
 
     # -- trainer events ----------------------------------------------------------------------
-    def _deliver(self, events: list[Event], pending: list[RunRequest],
-                 current: RunRequest | None) -> None:
+    def _deliver(self, events: list[Event]) -> None:
         """Called on the bridge thread: hand the batch to the UI thread."""
-        if not self.post_message(TrainerEvents(events, pending, current)):
+        if not self.post_message(TrainerEvents(events)):
             self.bridge.ack()
 
     @on(TrainerEvents)
     def _events(self, message: TrainerEvents) -> None:
         try:
-            runs = self.runs
-            runs.sync_queue(message.pending, message.current)
-            update = runs.apply(message.events)
+            session = self.session
+            update = self.runs.apply(message.events)
             for notice in update.notices:
                 self._notice(notice.message, notice.level)
             for run_id in update.started:
-                note = runs.records[run_id].get("dataset_note")
+                note = session.records[run_id].dataset_note
                 if note:
                     self._notice(note, "info")
+            if update.data_failure is not None:
+                self._data_missing(update.data_failure.message)
             for failure in update.failures:
-                self._failed(failure.run_id, failure.kind, failure.message)
+                if failure.kind != "data":
+                    self._failed(failure.run_id, failure.kind, failure.message)
             for run_id, status in update.ended:
-                if status == "stopped":
-                    rec = runs.records[run_id]
-                    done = (rec.get("summary") or {}).get("epochs_done", 0)
+                if status is RunStatus.STOPPED:
+                    rec = session.records[run_id]
+                    done = rec.epochs_done
                     self.notify(f"{run_name(rec)} stopped after {done} epoch"
-                                f"{'s' * (done != 1)} (kept)", timeout=4)
-            if update.ended and not runs.active():
+                                f"{'s' * (done != 1)} (kept)", markup=False, timeout=4)
+            if update.started or update.ended or update.queue_changed:
+                self.refresh_bindings()  # Stop / Cancel / Export may have become (un)available
+            if update.ended and not session.active():
                 self._all_done()
         finally:
             self.bridge.ack()
@@ -228,27 +230,27 @@ class CnnTuiApp(App):
         if message in self._seen_notices:
             return
         self._seen_notices.add(message)
-        severity = {"warning": "warning", "error": "error"}.get(level, "information")
-        self.notify(message, severity=severity, timeout=8 if severity != "information" else 5)
+        severity: SeverityLevel = "information"
+        if level in ("warning", "error"):
+            severity = "warning" if level == "warning" else "error"
+        self.notify(message, severity=severity, markup=False,
+                    timeout=8 if severity != "information" else 5)
+
+    def _data_missing(self, message: str) -> None:
+        """The dataset is missing (the session dropped the runs that needed it): say how to
+        fix it and offer the synthetic data."""
+        if self._data_dialog_open:
+            return
+        self._data_dialog_open = True
+        self.clear_notifications()  # the start-up "will download" toast is moot now
+        self.push_screen(DataMissingScreen(message), self._data_answer)
 
     def _failed(self, run_id: str, kind: str, message: str) -> None:
-        rec = self.runs.records.get(run_id, {})
+        rec = self.session.records.get(run_id)
         name = run_name(rec) if rec else run_id
-        if kind == "data":
-            dropped = [r for r in self.trainer.cancel_queued()]
-            keep = [r for r in dropped if r.config.get("dataset") != rec.get("config", {}).get(
-                "dataset")]
-            if keep:
-                self.trainer.submit(keep)
-            self.runs.unqueue([r for r in dropped if r not in keep])
-            if not self._data_dialog_open:
-                self._data_dialog_open = True
-                self.clear_notifications()  # the start-up "will download" toast is moot now
-                self.push_screen(DataMissingScreen(message), self._data_answer)
-            return
         hint = " — the next run starts a fresh trainer" if kind == "worker_died" else ""
         self.notify(f"{name} failed: {first_line(message)}{hint}", title="Run failed",
-                    severity="error", timeout=10)
+                    severity="error", markup=False, timeout=10)
 
     def _data_answer(self, use_synthetic: bool | None) -> None:
         self._data_dialog_open = False
@@ -256,8 +258,8 @@ class CnnTuiApp(App):
             self.set_dataset("synthetic")
 
     def _all_done(self) -> None:
-        group = self.runs.group_runs(self.runs.chart_group)
-        finished = sum(r["status"] == "finished" for r in group)
+        group = self.runs.chart_runs()
+        finished = sum(r.status is RunStatus.FINISHED for r in group)
         if group:
             self.notify(f"Done: {finished} of {len(group)} runs finished · e exports CSV",
                         timeout=5)
@@ -269,69 +271,81 @@ class CnnTuiApp(App):
         if bad is None:
             return False
         key, why = bad
-        self.notify(f"Can't start: {why}", title=f"Invalid value for {key}", severity="error")
+        self.notify(f"Can't start: {why}", title=f"Invalid value for {key}", severity="error",
+                    markup=False)
         self.main.show_field(key)
         return True
 
-    def run_lesson(self) -> None:
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Hide the run keys from the Footer (and ignore them) while they can do nothing."""
+        if action == "stop_run":
+            return self.session.current is not None
+        if action == "cancel_queue":
+            return bool(self.session.pending)
+        if action == "export":
+            return bool(self.session.exportable())
+        return True
+
+    def action_run_lesson(self) -> None:
+        """r: every variant × repeat of the selected lesson."""
         if self._blocked():
             return
         try:
             requests = self.toggles.lesson_requests()
         except ConfigError as err:
-            self.notify(err.message, severity="error")
+            self.notify(err.message, severity="error", markup=False)
             return
         t = self.toggles
         what = (f"{t.title}: {len(t.preset.variants)} variants × {requests[0].config['repeats']}"
                 if t.preset else f"custom: {requests[0].variant}")
         self._submit(requests, what)
 
-    def run_toggles(self) -> None:
+    def action_run_toggles(self) -> None:
+        """t: the current toggles as one variant."""
         if self._blocked():
             return
         try:
             requests = self.toggles.toggle_requests()
         except ConfigError as err:
-            self.notify(err.message, severity="error")
+            self.notify(err.message, severity="error", markup=False)
             return
         self._submit(requests, f"toggles: {requests[0].variant}")
 
     def _submit(self, requests: list[RunRequest], what: str) -> None:
-        self.runs.queue(requests)
         try:
-            self.trainer.submit(requests)
-        except Exception as err:  # trainer shut down or cannot start: say so, drop the rows
-            self.runs.unqueue(requests)
-            self.notify(f"Could not queue the runs: {err}", severity="error")
+            self.runs.submit(requests)
+        except Exception as err:  # trainer shut down or cannot start: say so
+            self.notify(f"Could not queue the runs: {err}", severity="error", markup=False)
             return
-        self.runs.sync_queue(self.trainer.pending(), self.trainer.current())
         n = len(requests)
-        self.notify(f"Queued {n} run{'s' * (n != 1)} · {what}", timeout=3)
+        self.notify(f"Queued {n} run{'s' * (n != 1)} · {what}", markup=False, timeout=3)
+        self.refresh_bindings()
         self.main.show_runs()
         self.main.sync()
 
-    def stop_run(self) -> None:
-        current = self.trainer.current()
-        if current is None or not self.trainer.stop_current():
+    def action_stop_run(self) -> None:
+        """x: stop the current run within a batch (its finished epochs are kept)."""
+        current = self.runs.stop()
+        if current is None:
             self.notify("Nothing is running", timeout=2)
             return
-        self.runs.mark_stopping(current.run_id)
-        rec = self.runs.records.get(current.run_id)
+        rec = self.session.records.get(current.run_id)
         self.notify(f"Stopping {run_name(rec) if rec else current.variant} at the end of "
-                    "this batch (finished epochs are kept)", timeout=3)
+                    "this batch (finished epochs are kept)", markup=False, timeout=3)
 
-    def cancel_queue(self) -> None:
-        dropped = self.trainer.cancel_queued()
-        self.runs.unqueue(dropped)
-        self.runs.sync_queue(self.trainer.pending(), self.trainer.current())
+    def action_cancel_queue(self) -> None:
+        """X: drop every queued run (the current one keeps going)."""
+        dropped = self.runs.cancel_queue()
+        self.refresh_bindings()
         if dropped:
             self.notify(f"Cancelled {len(dropped)} queued run{'s' * (len(dropped) != 1)}",
                         timeout=3)
         else:
             self.notify("The queue is empty", timeout=2)
 
-    def export_csv(self) -> None:
-        records = self.runs.exportable()
+    def action_export(self) -> None:
+        """e: the results table (and the lessons' summaries) to CSV."""
+        records = self.session.exportable()
         if not records:
             self.notify("Nothing to export yet: no run has started", timeout=3)
             return
@@ -340,7 +354,7 @@ class CnnTuiApp(App):
 
         def write(path: Path) -> Path:
             """The runs, then the lessons' statistics and verdicts beside them."""
-            records = self.runs.exportable()
+            records = self.session.exportable()
             out = write_csv(records, path)
             summary.clear()
             rows = lessons_summary_rows(self.toggles.presets, records)
@@ -350,15 +364,16 @@ class CnnTuiApp(App):
 
         def done(path: Path | None) -> None:
             if path is not None:
-                n = len(self.runs.exportable())
+                n = len(self.session.exportable())
                 also = f"\nLesson statistics and verdicts: {summary[0]}" if summary else ""
                 self.notify(f"Wrote {n} run{'s' * (n != 1)} to {path}{also}",
-                            title="CSV exported", timeout=8)
+                            title="CSV exported", markup=False, timeout=8)
 
         self.push_screen(ExportScreen(default_export_path(), len(records), write,
                                       blink=self.options.blink), done)
 
-    def switch_dataset(self) -> None:
+    def action_switch_dataset(self) -> None:
+        """d: every run on CIFAR-10 or on the synthetic offline data."""
         current = self.toggles.config().dataset
         self.set_dataset("cifar10" if current == "synthetic" else "synthetic")
 
@@ -385,19 +400,25 @@ class CnnTuiApp(App):
                 f"put cifar-10-python.tar.gz there.",
                 title="Dataset", severity="warning", timeout=15)
 
+    async def action_quit(self) -> None:
+        """Every way out (q, ctrl+c, the palette's Quit) asks the same question."""
+        self.action_request_quit()
+
     def action_request_quit(self) -> None:
         if self._quitting or isinstance(self.screen, ConfirmScreen):
             return
-        if not (self.runs.active() or self.trainer.busy):
+        session = self.session
+        if not session.active():
             self._quit(True)
             return
-        running = self.runs.running()
+        running = session.running()
         parts = []
         if running:
-            rec = self.runs.records[running[-1]]
+            rec = session.records[running[-1]]
             parts.append(f"{run_name(rec)} is running (epoch {self.runs.epoch_text(running[-1])})")
-        if self.runs.pending:
-            parts.append(f"{len(self.runs.pending)} runs are queued")
+        pending = session.pending
+        if pending:
+            parts.append(f"{len(pending)} runs are queued")
         body = (" and ".join(parts) or "Runs are in progress") + (
             ".\n\nQuitting stops the current run (its finished epochs are kept as a stopped run)"
             " and drops the queue. Finished runs stay saved.")
@@ -431,15 +452,17 @@ class CnnTuiApp(App):
             return
         t = self.toggles
         yield SystemCommand("Run lesson", f"Run every variant of {t.title} (r)",
-                            self.run_lesson)
+                            self.action_run_lesson)
         yield SystemCommand("Run toggles", "Run the current toggles as one variant (t)",
-                            self.run_toggles)
-        yield SystemCommand("Stop current run", "Stop the run in progress (x)", self.stop_run)
-        yield SystemCommand("Cancel queue", "Drop every queued run (X)", self.cancel_queue)
+                            self.action_run_toggles)
+        yield SystemCommand("Stop current run", "Stop the run in progress (x)",
+                            self.action_stop_run)
+        yield SystemCommand("Cancel queue", "Drop every queued run (X)",
+                            self.action_cancel_queue)
         yield SystemCommand("Export CSV", "Write the results table to a CSV file (e)",
-                            self.export_csv)
+                            self.action_export)
         yield SystemCommand("Switch dataset", "CIFAR-10 ⇄ synthetic offline data (d)",
-                            self.switch_dataset)
+                            self.action_switch_dataset)
         yield SystemCommand("Reset toggles", "Back to the lesson's values (ctrl+r)",
                             lambda: self.main.query_one(ToggleForm).action_reset())
         yield SystemCommand("Keys", "Show every key (?)", self.action_help)
@@ -461,4 +484,4 @@ class CnnTuiApp(App):
         self.toggles.select(key)
         self.main.after_toggles_changed()
         if run:
-            self.run_lesson()
+            self.action_run_lesson()

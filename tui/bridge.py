@@ -3,6 +3,8 @@
 It calls `TrainerProcess.poll(timeout=…)` in a loop (poll also dispatches the next queued
 request and notices a dead worker, so it must run even when nothing arrives), batches what it
 reads and hands each batch to `deliver` — in the app, `post_message(TrainerEvents(...))`.
+A change of the trainer's queue (a run dispatched, cancelled) is delivered too, as an empty
+batch, so the UI re-reads the queue from the trainer, its only source of truth.
 
 Back-pressure: while the UI has not yet handled the batches already posted (`ack`), new events
 are accumulated instead of posted, and superseded `Progress` events are dropped, so a flood of
@@ -18,7 +20,7 @@ from typing import Any, Protocol
 
 from trainer.events import Event, Progress, RunRequest
 
-Deliver = Callable[[list[Event], list[RunRequest], RunRequest | None], Any]
+Deliver = Callable[[list[Event]], Any]
 
 
 class EventSource(Protocol):
@@ -118,7 +120,7 @@ class Bridge:
                     self._inflight += 1
                 self._last_queue = queue_key
                 try:
-                    self.deliver(out, pending, current)
+                    self.deliver(out)
                 except Exception:  # the app is shutting down; nothing left to tell
                     return
             elif not events and time.monotonic() - started < self.timeout / 2:

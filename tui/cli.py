@@ -1,4 +1,4 @@
-"""`cnn-tui` entry point: parse the shared options (trainer.cli.main), then open the app.
+"""`cnn-tui` entry point: parse the shared options (trainer.cli), then open the app.
 
 The TrainerProcess is created here, before `App.run()`: its pipes and multiprocessing's
 resource tracker cannot be set up once Textual has swapped stderr. The worker's output goes
@@ -15,9 +15,9 @@ from trainer import paths
 
 
 def launch(args: argparse.Namespace) -> int:
-    """Open the TUI with the options `trainer.cli.main` parsed (same as `cnn-tui run`)."""
-    from trainer.cli.main import resolve_overrides
-    from trainer.engine.worker import WorkerSettings
+    """Open the TUI with the options `trainer.cli` parsed (same as `cnn-tui run`)."""
+    from trainer.cli.parser import presets_dirs, resolve_overrides
+    from trainer.events import WorkerSettings
     from trainer.host.process import TrainerProcess
     from tui.app import CnnTuiApp, StartOptions
 
@@ -26,7 +26,7 @@ def launch(args: argparse.Namespace) -> int:
         runs_dir=runs_dir,
         data_dir=args.data_dir,
         device=args.device or "auto",
-        presets_dirs=list(args.presets_dir or []),
+        presets_dirs=presets_dirs(args),
         overrides=resolve_overrides(args),
     )
     log_path = None

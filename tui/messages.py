@@ -4,22 +4,19 @@ from __future__ import annotations
 
 from textual.message import Message
 
-from trainer.events import Event, RunRequest
+from trainer.events import Event
 
 
 class TrainerEvents(Message):
-    """A batch of trainer events plus the queue as it stood when they were read.
+    """A batch of trainer events (empty: only the trainer's queue changed).
 
     One message per batch (not per event) keeps the UI's message queue short however fast the
     trainer reports: a tiny model at batch size 1 can produce thousands of events a second.
     """
 
-    def __init__(self, events: list[Event], pending: list[RunRequest],
-                 current: RunRequest | None) -> None:
+    def __init__(self, events: list[Event]) -> None:
         super().__init__()
         self.events = events
-        self.pending = pending
-        self.current = current
 
 
 class BridgeProblem(Message):

@@ -1,0 +1,1 @@
+"""The headless command line: `cnn-tui run`, `cnn-tui presets`, `cnn-tui export`."""

@@ -1,0 +1,1 @@
+"""The PyTorch engine: data, model, loop and the worker. Only the spawned child imports it."""

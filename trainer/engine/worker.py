@@ -1,18 +1,17 @@
 """The trainer process: trains one requested run at a time and reports events.
 
 It runs in a spawn-context child (never fork: CUDA does not survive a fork, and the parent may
-be a Textual app with threads). torch, the data and the loop are imported only inside
-`worker_main`, so the parent (which imports this module to name the target) stays torch-free.
+be a Textual app with threads). torch, the data and the loop are imported only inside the
+child (`_Worker`), and the parent names this module by string (`trainer.host.spawn`).
 
-The worker persists every run itself (through `store.apply_event` + `RunStore.save`) before it
-reports an event, so the store is right even if the parent vanishes; the parent's job is only
-to show events and to notice when this process dies.
+The worker persists every run itself (`RunReporter`: `apply_event`, then `RunStore.save`)
+before it reports an event, so the store is right even if the parent vanishes; the parent's
+job is only to show events and to notice when this process dies.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import faulthandler
 import gc
 import multiprocessing
@@ -21,39 +20,23 @@ import queue
 import signal
 import sys
 import threading
-import time
 import traceback
-from collections.abc import Callable
-from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
 from trainer.config import ConfigError, RunConfig
-from trainer.events import TERMINAL, EpochEnd, Event, Notice, RunFailed, RunRequest, RunStarted
-from trainer.store.runstore import (
-    RunStore,
-    StoreError,
-    apply_event,
-    first_line,
-    host_name,
-    request_record,
-)
+from trainer.engine.faults import Fault
+from trainer.engine.reporter import RunReporter, log, set_verbose
+from trainer.events import Event, Notice, RunFailed, RunRequest, WorkerSettings
+from trainer.store.liveness import host_name
+from trainer.store.record import RunEnv
+from trainer.store.runstore import RunStore
+from trainer.text import first_line
 
 LOG_MAX_BYTES = 5_000_000  # rotate the worker log once it grows past this
 RAW_CACHE_SIZE = 2  # decoded datasets kept in memory across runs (CIFAR-10 is ~180 MB)
 MESSAGE_MAX = 300  # one-line failure messages are cut here; the store keeps the traceback
-FAULT_ENV = "CNN_TUI_FAULT"  # fault injection for the fault-matrix tests (see _Fault)
-
-
-@dataclass(frozen=True)
-class WorkerSettings:
-    """What the worker needs to know; picklable (plain strings) because it crosses spawn."""
-
-    runs_dir: str | None = None  # None: the per-user runs dir (TrainerProcess fills it in)
-    data_dir: str | None = None  # None: the usual places (see trainer.locate)
-    device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:N"
-    log_path: str | None = None  # the TUI owns the terminal: worker output goes here
 
 
 class _DeviceError(Exception):
@@ -69,10 +52,9 @@ def worker_main(requests: Connection, events: Connection, stop_flag: Any,
     """
     # Ctrl-C reaches the whole foreground process group; the parent decides what it means.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    global _verbose
     if settings.log_path:
         _redirect_output(settings.log_path)
-        _verbose = True
+        set_verbose(True)
     faulthandler.enable()  # a segfault in a native library leaves a trace in the log
     _watch_parent()
     sender = _Sender(events)
@@ -88,7 +70,7 @@ def worker_main(requests: Connection, events: Connection, stop_flag: Any,
             try:
                 worker.run(request)
             except Exception as exc:  # a bug in reporting itself: still end the run visibly
-                _log(f"internal error in run {request.run_id}:\n{traceback.format_exc()}",
+                log(f"internal error in run {request.run_id}:\n{traceback.format_exc()}",
                      always=True)
                 report = worker.reporter
                 if report is None or report.run_id != request.run_id or not report.terminal:
@@ -97,22 +79,12 @@ def worker_main(requests: Connection, events: Connection, stop_flag: Any,
                                          traceback=traceback.format_exc()))
     finally:
         sender.close(timeout=2.0)
-        _log("worker exiting")
+        log("worker exiting")
     # Everything that matters is saved (fsynced records) and sent. Skip the interpreter's
     # teardown of torch, which can take a second: a quitting app waits for this exit.
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)
-
-
-_verbose = False  # log progress lines only into a log file, never onto a user's terminal
-
-
-def _log(text: str, always: bool = False) -> None:
-    if not (_verbose or always):
-        return
-    print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} [worker {os.getpid()}] {text}",
-          file=sys.stderr, flush=True)
 
 
 def _redirect_output(log_path: str) -> None:
@@ -132,6 +104,7 @@ def _redirect_output(log_path: str) -> None:
     os.dup2(fd, 2)
     os.close(fd)
     with contextlib.suppress(AttributeError, ValueError):
+        # (TextIO has no reconfigure; the real streams are TextIOWrapper, AttributeError else.)
         sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
         sys.stderr.reconfigure(line_buffering=True)  # type: ignore[union-attr]
 
@@ -149,7 +122,7 @@ def _watch_parent() -> None:
 
     def watch() -> None:
         wait([parent.sentinel])
-        _log("parent process is gone; exiting")
+        log("parent process is gone; exiting")
         os._exit(3)
 
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
@@ -182,42 +155,6 @@ class _Sender:
         self._thread.join(timeout)
 
 
-def _plain(value: Any) -> Any:
-    """`value` as builtin Python types. Events are unpickled in the torch-free parent: a
-    torch or numpy scalar (or torch's TorchVersion string) in an event would import torch
-    there, or fail to unpickle."""
-    kind = type(value)
-    if kind in (str, int, float, bool) or value is None:
-        return value
-    if isinstance(value, bool):
-        return bool(value)
-    if isinstance(value, str):
-        return str(value)
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        return float(value)
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if hasattr(value, "item"):  # numpy / torch scalars
-        return _plain(value.item())
-    return str(value)
-
-
-def plain_event(event: Event) -> Event:
-    """The event with every field a builtin (a copy only when something had to change)."""
-    changes = {}
-    for f in dataclasses.fields(event):
-        value = getattr(event, f.name)
-        if type(value) not in (str, int, float, bool):
-            plain = _plain(value)
-            if plain is not value:
-                changes[f.name] = plain
-    return dataclasses.replace(event, **changes) if changes else event
-
-
 def _thread_count() -> int:
     """Use the cores we may run on, leaving one to the UI on machines with more than four."""
     try:
@@ -225,63 +162,6 @@ def _thread_count() -> int:
     except AttributeError:
         cores = os.cpu_count() or 1
     return max(1, cores if cores <= 4 else cores - 1)
-
-
-@dataclass
-class _Fault:
-    """A fault to inject into the first run of this worker, from CNN_TUI_FAULT=KIND@EPOCH.
-
-    The fault-matrix tests use it to prove, through the real spawned process, what happens
-    when a run crashes (`error`), runs out of GPU memory (`oom`, raised as PyTorch's own
-    OutOfMemoryError so it travels the real classification path) or meets a full disk while
-    saving its record (`disk_full`). It fires when epoch EPOCH ends, once per worker, so the
-    next run shows that the worker is still usable. Unset (always, for users): no effect.
-    """
-
-    kind: str
-    epoch: int
-    fired: bool = False
-
-    KINDS = ("error", "oom", "disk_full")
-
-    @classmethod
-    def from_env(cls) -> _Fault | None:
-        spec = os.environ.get(FAULT_ENV, "").strip()
-        if not spec:
-            return None
-        kind, _, epoch = spec.partition("@")
-        if kind not in cls.KINDS or not epoch.isdigit():
-            _log(f"ignoring {FAULT_ENV}={spec!r}: expected KIND@EPOCH, KIND one of "
-                 f"{', '.join(cls.KINDS)}", always=True)
-            return None
-        return cls(kind, int(epoch))
-
-    def wrap(self, report: RunReporter, torch: Any) -> Callable[[Event], None]:
-        """report.emit, with the fault going off at the end of epoch `self.epoch`."""
-        def emit(event: Event) -> None:
-            if (not self.fired and isinstance(event, EpochEnd) and event.epoch >= self.epoch):
-                self.fired = True
-                if self.kind == "error":
-                    raise RuntimeError(f"injected fault ({FAULT_ENV}={self.kind}@{self.epoch})")
-                if self.kind == "oom":
-                    raise torch.OutOfMemoryError(
-                        "CUDA out of memory. Tried to allocate 2.00 GiB "
-                        f"(injected by {FAULT_ENV})")
-                report.store = _FullDisk(report.store)  # this save and every later one fail
-            report.emit(event)
-        return emit
-
-
-class _FullDisk:
-    """The run store as a full disk leaves it: every save fails, earlier files stay intact."""
-
-    def __init__(self, store: RunStore) -> None:
-        self.store = store
-
-    def save(self, record: dict[str, Any]) -> Path:
-        target = self.store.path(record["run_id"])
-        raise StoreError(f"could not save run {record['run_id']} to {target}: "
-                         "No space left on device", target)
 
 
 class _Worker:
@@ -296,19 +176,19 @@ class _Worker:
         self.import_error = ""
         self.torch: Any = None
         self.reporter: RunReporter | None = None  # the run in progress
-        self.fault = _Fault.from_env()
+        self.fault = Fault.from_env()
         try:
             import torch
 
             from trainer.engine import data, loop
         except Exception as exc:  # a broken install: fail each run with the reason, stay up
             self.import_error = f"could not import the training code: {type(exc).__name__}: {exc}"
-            _log(self.import_error + "\n" + traceback.format_exc(), always=True)
+            log(self.import_error + "\n" + traceback.format_exc(), always=True)
             return
         self.torch, self.data, self.loop = torch, data, loop
         if "OMP_NUM_THREADS" not in os.environ:  # an explicit user choice wins
             torch.set_num_threads(_thread_count())
-        _log(f"ready: torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        log(f"ready: torch {torch.__version__}, {torch.get_num_threads()} threads, "
              f"cuda {'available' if torch.cuda.is_available() else 'not available'}")
 
     # -- one run ------------------------------------------------------------------------
@@ -318,7 +198,7 @@ class _Worker:
     def run(self, request: RunRequest) -> None:
         report = self.reporter = RunReporter(self.store, self.sender.put, request,
                                              self.env_guess())
-        _log(f"run {request.run_id} ({request.preset}/{request.variant} #{request.repeat})")
+        log(f"run {request.run_id} ({request.preset}/{request.variant} #{request.repeat})")
         if self.import_error:
             report.fail("error", self.import_error)
             return
@@ -356,21 +236,20 @@ class _Worker:
         if failure is not None:
             kind, message, tb = failure
             if report.terminal:  # the loop already reported the result; just log the error
-                _log(f"error after the end of run {request.run_id}:\n{tb}")
+                log(f"error after the end of run {request.run_id}:\n{tb}")
             else:
                 report.fail(kind, message, tb)
             self.release_memory(device)
         elif not report.terminal:
             report.fail("error", "training ended without reporting a result")
-        status = report.record.get("status") if report.record else "?"
-        _log(f"run {request.run_id} done: {status}")
+        status = report.record.status.value if report.record else "?"
+        log(f"run {request.run_id} done: {status}")
 
-    def env_guess(self) -> dict[str, Any]:
+    def env_guess(self) -> RunEnv:
         """What a record gets as "env" when the run fails before the loop reports RunStarted."""
-        return {"device": str(self.settings.device),
-                "torch": str(getattr(self.torch, "__version__", "")),
-                "python": sys.version.split()[0], "host": host_name(),
-                "worker_pid": os.getpid()}
+        return RunEnv(device=str(self.settings.device),
+                      torch=str(getattr(self.torch, "__version__", "")),
+                      python=sys.version.split()[0], host=host_name(), worker_pid=os.getpid())
 
     def classify(self, exc: BaseException, cfg: RunConfig, device: Any) -> tuple[str, str, str]:
         tb = "".join(traceback.format_exception(exc))
@@ -440,60 +319,3 @@ class _Worker:
         return raw
 
 
-class RunReporter:
-    """One run's reporting: fold each event into the record, persist it at the durable points
-    (RunStarted, every EpochEnd, the end), then send it on.
-
-    Saving before sending means that whenever the parent sees an event, the store already has
-    it. A failed save (disk full) does not stop training: the user gets one warning per run.
-    Torch-free, so it can be tested without a worker.
-    """
-
-    def __init__(self, store: RunStore, send: Callable[[Event], None], request: RunRequest,
-                 env: dict[str, Any] | None = None) -> None:
-        self.store = store
-        self.send = send
-        self.request = request
-        self.run_id = request.run_id
-        self.env = env or {}
-        self.record: dict[str, Any] | None = None
-        self.terminal = False  # a RunFinished/RunStopped/RunFailed went out
-        self.store_warned = False
-
-    def emit(self, event: Event) -> None:
-        event = plain_event(event)
-        if isinstance(event, TERMINAL):
-            if self.terminal:
-                return  # one result per run, whatever happens afterwards
-            self.terminal = True
-        self.record = apply_event(self.record, event)
-        notice = None
-        if isinstance(event, (RunStarted, EpochEnd, *TERMINAL)):
-            notice = self.save()
-        self.send(event)
-        if notice is not None:
-            self.send(notice)
-
-    def save(self) -> Notice | None:
-        """Persist the record; on failure return the (first) warning to show."""
-        assert self.record is not None
-        try:
-            self.store.save(self.record)
-        except StoreError as exc:
-            _log(exc.message)
-            if self.store_warned:
-                return None
-            self.store_warned = True  # once per run: the UI should not drown in warnings
-            notice = Notice(message=f"{exc.message} — training goes on, but this run may not "
-                            "be kept", level="warning", run_id=self.run_id)
-            self.record = apply_event(self.record, notice)
-            return notice
-        return None
-
-    def fail(self, kind: str, message: str, tb: str = "") -> None:
-        """Report the run as failed; a run that never started still gets a stored record."""
-        if self.record is None:
-            self.record = {**request_record(self.request, status="running"), "env": self.env}
-        if tb:
-            _log(f"run {self.run_id} failed ({kind}): {first_line(message)}\n{tb}")
-        self.emit(RunFailed(run_id=self.run_id, kind=kind, message=message, traceback=tb))

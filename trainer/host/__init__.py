@@ -1,0 +1,1 @@
+"""The parent side: the trainer process handle and the run-session model its clients share."""

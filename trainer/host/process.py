@@ -11,7 +11,8 @@ Design notes (each one fixes a real failure mode):
   Textual app runs: starting the tracker while Textual has swapped sys.stderr fails with
   "bad value(s) in fds_to_keep".
 - poll() never blocks for long, so a consumer thread can always notice shutdown.
-- This module must not import torch (the TUI imports it); the worker imports torch itself.
+- This module must not import torch or the engine (the TUI imports it): the child is named
+  by `trainer.host.spawn.worker_entry` and imports the engine itself.
 """
 
 from __future__ import annotations
@@ -30,9 +31,21 @@ from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from trainer import paths
-from trainer.engine.worker import WorkerSettings, worker_main
-from trainer.events import TERMINAL, Event, Notice, RunFailed, RunRequest, RunStarted, RunStopped
-from trainer.store.runstore import RunStore, StoreError, first_line, request_record, terminal_event
+from trainer.events import (
+    TERMINAL,
+    Event,
+    Notice,
+    RunFailed,
+    RunRequest,
+    RunStarted,
+    RunStopped,
+    WorkerSettings,
+)
+from trainer.host.spawn import worker_entry
+from trainer.store.apply import now_iso, terminal_event
+from trainer.store.record import RunError, RunRecord, RunStatus
+from trainer.store.runstore import RunStore, StoreError
+from trainer.text import first_line
 
 MAX_DEATHS_IN_A_ROW = 3  # a worker that keeps dying fails the rest of the queue, not forever
 
@@ -238,7 +251,7 @@ class TrainerProcess:
         self._reap_locked()
         req_r, req_w = self._ctx.Pipe(duplex=False)
         ev_r, ev_w = self._ctx.Pipe(duplex=False)
-        proc = self._ctx.Process(target=worker_main, name="cnn-tui-trainer", daemon=True,
+        proc = self._ctx.Process(target=worker_entry, name="cnn-tui-trainer", daemon=True,
                                  args=(req_r, ev_w, self._stop_flag, self.settings))
         try:
             proc.start()
@@ -288,14 +301,14 @@ class TrainerProcess:
             return out
         if self._force_stopped == request.run_id:
             self._force_stopped = None
-            out.extend(self._settle_locked(request, "stopped", None))
+            out.extend(self._settle_locked(request, RunStatus.STOPPED, None))
             return out
         self._deaths += 1
         message = describe_exit(code)
         if self.settings.log_path:
             message += f" — see {self.settings.log_path}"
-        error = {"kind": "worker_died", "message": message, "traceback": ""}
-        out.extend(self._settle_locked(request, "failed", error))
+        error = RunError("worker_died", message)
+        out.extend(self._settle_locked(request, RunStatus.FAILED, error))
         if self._deaths >= MAX_DEATHS_IN_A_ROW and self._pending:
             reason = (f"not started: the trainer process died {self._deaths} times in a row "
                       f"(last: {message})")
@@ -303,33 +316,32 @@ class TrainerProcess:
                 self._fail_unstarted_locked(self._pending.popleft(), reason)
         return out
 
-    def _settle_locked(self, request: RunRequest, status: str,
-                       error: dict[str, str] | None) -> list[Event]:
+    def _settle_locked(self, request: RunRequest, status: RunStatus,
+                       error: RunError | None) -> list[Event]:
         """Record the end of a run the worker could not report, and make its event."""
         notices: list[Event] = []
         rec = self.store.get(request.run_id)
         lost = terminal_event(rec) if rec is not None else None
         if lost is not None:  # the worker saved its result but died before sending it
             return [lost]
-        epochs = len(rec.get("history") or []) if rec is not None else 0
+        epochs = len(rec.history) if rec is not None else 0
         try:
             if rec is None:
-                fresh = request_record(request, status=status)
-                fresh["error"] = error
-                self.store.save(fresh)
+                stamp = now_iso()
+                self.store.save(RunRecord.from_request(request, status, created=stamp)
+                                .with_changes(error=error))
             else:
                 self.store.mark(request.run_id, status, error)
         except StoreError as exc:
             notices.append(Notice(exc.message, "warning", request.run_id))
-        if status == "stopped":
+        if status is RunStatus.STOPPED or error is None:
             return [*notices, RunStopped(run_id=request.run_id, epochs_done=epochs)]
-        assert error is not None
-        return [*notices, RunFailed(run_id=request.run_id, kind=error["kind"],
-                                    message=error["message"])]
+        return [*notices, RunFailed(run_id=request.run_id, kind=error.kind,
+                                    message=error.message)]
 
     def _fail_unstarted_locked(self, request: RunRequest, message: str) -> None:
-        error = {"kind": "worker_died", "message": message, "traceback": ""}
-        self._outbox.extend(self._settle_locked(request, "failed", error))
+        error = RunError("worker_died", message)
+        self._outbox.extend(self._settle_locked(request, RunStatus.FAILED, error))
 
     def _reap_locked(self) -> None:
         """Forget the current worker: close our pipe ends and release the process object."""
@@ -371,7 +383,8 @@ class TrainerProcess:
                 deadline = time.monotonic() + timeout
                 while proc.is_alive() and time.monotonic() < deadline:
                     with contextlib.suppress(OSError, ValueError):
-                        wait([conn, proc.sentinel], max(0.0, deadline - time.monotonic()))
+                        ready = [proc.sentinel] if conn is None else [conn, proc.sentinel]
+                        wait(ready, max(0.0, deadline - time.monotonic()))
                     self._read_locked(out, 10**9)  # keep its pipe from filling up
                 if proc.is_alive():
                     proc.terminate()

@@ -1,0 +1,1 @@
+"""Lessons: preset files, launch planning, statistics over repeats and verdicts (torch-free)."""

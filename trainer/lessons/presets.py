@@ -16,31 +16,16 @@ from __future__ import annotations
 import difflib
 import re
 import tomllib
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from presets import BUILTIN_DIR
 from trainer import paths
-from trainer.config import KEYS, MAX_SEED, SCHEMA, ConfigError, RunConfig, allowed, describe
-from trainer.events import RunRequest, new_run_id
-
-METRICS: tuple[str, ...] = (
-    "test_acc",
-    "test_loss",
-    "best_val_acc",
-    "best_epoch",
-    "seconds_per_epoch",
-    "params",
-    "val_acc_std",
-    "final_train_loss",
-    "epoch1_val_acc",
-)
-"""Metrics a claim may name; kept in step with `trainer.lessons.stats.METRICS` (same names)."""
-
-EXPECTS = ("higher", "lower", "similar")
-CUSTOM = "custom"  # the preset name of runs launched from plain settings, not a lesson
+from trainer.config import KEYS, SCHEMA, ConfigError, RunConfig, allowed
+from trainer.lessons.metrics import METRICS
+from trainer.lessons.preset import CUSTOM, EXPECTS, Claim, Preset, PresetProblem, Variant
+from trainer.text import reflow
 
 TOP_KEYS = ("title", "summary", "lesson", "expect", "repeats", "base", "try_next", "variants",
             "claims", "order")
@@ -48,155 +33,6 @@ CLAIM_KEYS = ("variant", "metric", "expect", "effect", "tolerance")
 # A preset's own `repeats` decides how many runs it makes; letting base/variants set it too
 # would give two sources of truth.
 _NOT_IN_CONFIG = ("repeats",)
-
-
-@dataclass(frozen=True)
-class Variant:
-    """One arm of the experiment: a label and the settings it changes."""
-
-    label: str
-    changes: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Claim:
-    """`variant` vs the baseline on `metric` should come out `expect`ed.
-
-    `effect` is the course's effect-size range as [low, high] of (variant − baseline) in metric
-    units, so it is negative for "lower" claims (accuracies are fractions: 0.05 = 5 points).
-    `tolerance` is the largest |variant − baseline| that still counts as "similar".
-    """
-
-    variant: str
-    metric: str
-    expect: str  # "higher" | "lower" | "similar"
-    effect: tuple[float, float] | None = None
-    tolerance: float | None = None
-
-
-@dataclass(frozen=True)
-class PresetProblem:
-    """Why one lesson file could not be used; `str()` is the one-line message to show."""
-
-    path: Path
-    message: str
-    line: int | None = None
-    key: str | None = None
-
-    def __str__(self) -> str:
-        where = f"{self.path}, line {self.line}" if self.line else str(self.path)
-        return f"{where}: {self.message}"
-
-
-@dataclass(frozen=True)
-class Preset:
-    """A loaded, fully validated lesson."""
-
-    key: str
-    title: str
-    summary: str
-    lesson: str
-    expect: str
-    base: dict[str, Any]
-    variants: list[Variant]
-    repeats: int
-    claims: list[Claim]
-    try_next: list[str]
-    source: Path
-    order: int = 1000
-
-    @property
-    def baseline(self) -> Variant:
-        return self.variants[0]
-
-    @property
-    def labels(self) -> list[str]:
-        return [v.label for v in self.variants]
-
-    def varied_keys(self) -> list[str]:
-        """Setting keys some variant changes, in first-seen order: the lesson's 'toggles'."""
-        seen: dict[str, None] = {}
-        for v in self.variants:
-            seen.update(dict.fromkeys(v.changes))
-        return list(seen)
-
-    def base_config(self, overrides: Mapping[str, Any] | None = None) -> RunConfig:
-        """Defaults ← preset base ← user overrides."""
-        return RunConfig.from_dict(dict(overrides or {}), base=RunConfig.from_dict(self.base))
-
-    def variant_config(self, index: int, overrides: Mapping[str, Any] | None = None) -> RunConfig:
-        """The base config with variant `index`'s changes on top (the lesson's keys win)."""
-        return self.base_config(overrides).replace(**self.variants[index].changes)
-
-    def variant_index(self, label: str) -> int:
-        return self.labels.index(label)
-
-
-# -- building run requests ------------------------------------------------------------------
-
-
-def new_group_id() -> str:
-    """Shared by every run of one launch, so results of a launch can be told apart."""
-    return "g-" + new_run_id()
-
-
-def _seeded(cfg: RunConfig, repeat: int, repeats: int) -> RunConfig:
-    # Repeat r of every variant gets the same seed, so variants see the same init draw and
-    # batch order and differences come from the lesson's setting (a paired design).
-    return cfg.replace(seed=(cfg.seed + repeat) % (MAX_SEED + 1), repeats=repeats)
-
-
-def build_requests(
-    preset: Preset,
-    overrides: Mapping[str, Any] | None = None,
-    repeats: int | None = None,
-    group: str | None = None,
-) -> list[RunRequest]:
-    """All variants × repeats, repeat-major: a full comparison exists after the first round.
-
-    Repeat count: `repeats` argument, else `overrides["repeats"]`, else the preset's.
-    Raises ConfigError when an override is invalid.
-    """
-    overrides = dict(overrides or {})
-    from_overrides = overrides.pop("repeats", None)
-    n = RunConfig().replace(repeats=repeats or from_overrides or preset.repeats).repeats
-    group = group or new_group_id()
-    configs = [preset.variant_config(i, overrides) for i in range(len(preset.variants))]
-    return [
-        RunRequest(
-            config=_seeded(cfg, r, n).to_dict(),
-            preset=preset.key,
-            variant=variant.label,
-            repeat=r,
-            group=group,
-        )
-        for r in range(n)
-        for variant, cfg in zip(preset.variants, configs, strict=True)
-    ]
-
-
-def custom_requests(
-    cfg: RunConfig, label: str | None = None, group: str | None = None
-) -> list[RunRequest]:
-    """`cfg.repeats` paired-seed runs of one plain config (preset "custom")."""
-    group = group or new_group_id()
-    label = label or cfg.label(skip=("repeats", "seed"))
-    return [
-        RunRequest(
-            config=_seeded(cfg, r, cfg.repeats).to_dict(),
-            preset=CUSTOM,
-            variant=label,
-            repeat=r,
-            group=group,
-        )
-        for r in range(cfg.repeats)
-    ]
-
-
-def overrides_shadowed(preset: Preset, overrides: Mapping[str, Any]) -> list[str]:
-    """Override keys that some variant sets itself, so the override has no effect there."""
-    varied = set(preset.varied_keys())
-    return [k for k in overrides if k in varied]
 
 
 # -- loading ------------------------------------------------------------------------------------
@@ -275,23 +111,6 @@ def _check_settings(data: Any, where: str, lines: _Lines, start: int | None,
         canonical = cfg.to_dict()[key]
         out[key] = canonical
     return out
-
-
-def reflow(text: str) -> str:
-    """Join hard-wrapped lines of each paragraph so a UI can wrap them to its own width;
-    blank lines (paragraph breaks) and lines starting with a list marker are kept."""
-    paragraphs = re.split(r"\n\s*\n", text.strip())
-    out = []
-    for para in paragraphs:
-        lines = [line.strip() for line in para.splitlines()]
-        merged: list[str] = []
-        for line in lines:
-            if merged and not re.match(r"^([-*•]|\d+[.)])\s", line):
-                merged[-1] += " " + line
-            else:
-                merged.append(line)
-        out.append("\n".join(merged))
-    return "\n\n".join(out)
 
 
 def _text(data: dict[str, Any], key: str, lines: _Lines, required: bool = False) -> str:
@@ -512,26 +331,3 @@ def unknown_preset_message(key: str, known: Iterable[str]) -> str:
     if close:
         return f"unknown preset '{key}' — did you mean '{close[0]}'?"
     return f"unknown preset '{key}' (available: {', '.join(known) or 'none'})"
-
-
-def variant_summary(preset: Preset, index: int) -> str:
-    """Short text of what variant `index` sets, e.g. 'BN on · init he_normal'."""
-    return " · ".join(describe(k, v) for k, v in preset.variants[index].changes.items())
-
-
-__all__ = [
-    "CUSTOM",
-    "METRICS",
-    "Claim",
-    "Preset",
-    "PresetProblem",
-    "Variant",
-    "build_requests",
-    "custom_requests",
-    "load_preset_file",
-    "load_presets",
-    "new_group_id",
-    "overrides_shadowed",
-    "unknown_preset_message",
-    "variant_summary",
-]

@@ -1,0 +1,1 @@
+"""The run store: the typed run record, its JSON files, and the CSV export (torch-free)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from rich.text import Text
 from textual import on
@@ -14,7 +14,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
-from trainer.store.export import ExportError
+from trainer.store.csvfile import ExportError
 
 
 class ExportScreen(ModalScreen[Path | None]):
@@ -72,27 +72,33 @@ class ExportScreen(ModalScreen[Path | None]):
         self.dismiss(None)
 
 
-class ConfirmScreen(ModalScreen[bool]):
-    """Yes/no question; Enter/y confirms, Esc/n cancels."""
+class ChoiceScreen(ModalScreen[bool]):
+    """A two-button question: the primary answer (True) and the safe one (False).
+
+    Subclasses give the buttons and the body; `y`/`n` and Esc answer from the keyboard.
+    """
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("y", "answer(True)", "Yes", show=False),
-        Binding("n,escape", "answer(False)", "No", show=False),
+        Binding("escape", "answer(False)", "No", show=False),
     ]
+    dialog_classes = "dialog"
+    yes_variant: Literal["primary", "error"] = "primary"
 
-    def __init__(self, title: str, body: str, yes: str = "Quit", no: str = "Cancel") -> None:
+    def __init__(self, title: str, yes: str, no: str) -> None:
         super().__init__()
         self.title_text = title
-        self.body = body
         self.yes = yes
         self.no = no
 
+    def body(self) -> ComposeResult:
+        yield from ()
+
     def compose(self) -> ComposeResult:
-        with Vertical(classes="dialog"):
-            yield Label(self.title_text, classes="dialog-title")
-            yield Static(self.body, classes="dialog-body")
+        with Vertical(classes=self.dialog_classes):
+            yield Label(Text(self.title_text), classes="dialog-title")
+            yield from self.body()
             with Horizontal(classes="dialog-buttons"):
-                yield Button(self.yes, variant="error", id="yes")
+                yield Button(self.yes, variant=self.yes_variant, id="yes")
                 yield Button(self.no, id="no")
 
     def on_mount(self) -> None:
@@ -106,7 +112,24 @@ class ConfirmScreen(ModalScreen[bool]):
         self.dismiss(yes)
 
 
-class DataMissingScreen(ModalScreen[bool]):
+class ConfirmScreen(ChoiceScreen):
+    """Yes/no question; Enter/y confirms, Esc/n cancels."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("y", "answer(True)", "Yes", show=False),
+        Binding("n,escape", "answer(False)", "No", show=False),
+    ]
+    yes_variant = "error"
+
+    def __init__(self, title: str, body: str, yes: str = "Quit", no: str = "Cancel") -> None:
+        super().__init__(title, yes, no)
+        self.text = body
+
+    def body(self) -> ComposeResult:
+        yield Static(Text(self.text), classes="dialog-body")
+
+
+class DataMissingScreen(ChoiceScreen):
     """CIFAR-10 is missing and could not be downloaded: the fix, and the synthetic offer.
 
     Nothing is swapped silently: the synthetic data is used only if the user picks it.
@@ -116,32 +139,18 @@ class DataMissingScreen(ModalScreen[bool]):
         Binding("s", "answer(True)", "Use synthetic", show=False),
         Binding("escape", "answer(False)", "Close", show=False),
     ]
+    dialog_classes = "dialog wide"
 
     def __init__(self, message: str) -> None:
-        super().__init__()
+        super().__init__("CIFAR-10 is not available", "Use synthetic data", "Close")
         self.message = message
 
-    def compose(self) -> ComposeResult:
-        with Vertical(classes="dialog wide"):
-            yield Label("CIFAR-10 is not available", classes="dialog-title")
-            # The fix-it text is long; it scrolls so the buttons stay on an 80×24 screen.
-            with VerticalScroll(classes="dialog-scroll"):
-                yield Static(self.message, classes="dialog-body", markup=False)
-                yield Static(Text("The built-in synthetic dataset works offline: 10 classes "
-                                  "of 32×32 colour images with shapes and textures. It is a "
-                                  "stand-in for trying the app, not CIFAR-10, so its numbers "
-                                  "will differ from the course's.", style="dim"),
-                             classes="dialog-body")
-            with Horizontal(classes="dialog-buttons"):
-                yield Button("Use synthetic data", variant="primary", id="yes")
-                yield Button("Close", id="no")
-
-    def on_mount(self) -> None:
-        self.query_one("#yes", Button).focus()
-
-    @on(Button.Pressed)
-    def _pressed(self, event: Button.Pressed) -> None:
-        self.dismiss(event.button.id == "yes")
-
-    def action_answer(self, yes: bool) -> None:
-        self.dismiss(yes)
+    def body(self) -> ComposeResult:
+        # The fix-it text is long; it scrolls so the buttons stay on an 80×24 screen.
+        with VerticalScroll(classes="dialog-scroll"):
+            yield Static(Text(self.message), classes="dialog-body")
+            yield Static(Text("The built-in synthetic dataset works offline: 10 classes "
+                              "of 32×32 colour images with shapes and textures. It is a "
+                              "stand-in for trying the app, not CIFAR-10, so its numbers "
+                              "will differ from the course's.", style="dim"),
+                         classes="dialog-body")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from rich.console import Group
+from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
@@ -56,7 +56,7 @@ Section = tuple[str, list[tuple[str, str]]]
 
 
 def help_renderable(sections: list[Section]) -> Group:
-    parts = []
+    parts: list[RenderableType] = []
     for title, rows in sections:
         table = Table.grid(padding=(0, 2))
         table.add_column(style="bold", min_width=16, no_wrap=True)

@@ -1,6 +1,6 @@
 """The results table's columns: how each cell of a run record looks and sorts.
 
-Pure functions of (record, RunState), so they are unit-tested without a terminal and the table
+Pure functions of (record, RunsView), so they are unit-tested without a terminal and the table
 widget stays a thin renderer. Sort keys put unknown values last whichever way you sort.
 """
 
@@ -15,10 +15,8 @@ from rich.text import Text
 from trainer import formats as fmt
 from trainer.config import KEYS, SCHEMA, format_value
 from trainer.lessons.stats import summarize
-from trainer.store.runstore import first_line
-from tui.state.runs import STATUS_ICONS, RunState
-
-Record = dict[str, Any]
+from trainer.store.record import RunRecord, RunStatus
+from tui.state.runs import STATUS_ICONS, RunsView
 
 STATUS_STYLES = {
     "queued": "dim", "running": "bold", "stopping": "bold yellow", "finished": "green",
@@ -30,54 +28,43 @@ STATUS_STYLES = {
 class Column:
     key: str
     label: str
-    cell: Callable[[Record, RunState], str | Text]
-    sort: Callable[[Record, RunState], Any]
+    cell: Callable[[RunRecord, RunsView], str | Text]
+    sort: Callable[[RunRecord, RunsView], Any]
     right: bool = False
     descending_first: bool = False  # best-first for scores (accuracy high, loss low…)
 
 
-def _summary(rec: Record) -> dict[str, Any]:
-    return rec.get("summary") or {}
+def _cfg(rec: RunRecord, key: str) -> Any:
+    return rec.config.get(key)
 
 
-def _cfg(rec: Record, key: str) -> Any:
-    return (rec.get("config") or {}).get(key)
-
-
-def _seconds_per_epoch(rec: Record) -> float | None:
-    secs = [h["seconds"] for h in rec.get("history") or [] if h.get("seconds")]
-    return sum(secs) / len(secs) if secs else None
-
-
-def _images_per_s(rec: Record, state: RunState) -> float | None:
-    s = _summary(rec).get("images_per_s")
+def _images_per_s(rec: RunRecord, state: RunsView) -> float | None:
+    s = rec.summary.images_per_s
     if s:
         return s
-    prog = state.progress.get(rec["run_id"])
+    prog = state.session.progress.get(rec.run_id)
     return prog.images_per_s if prog else None
 
 
-def status_text(rec: Record, state: RunState, width: int = 44) -> Text:
-    status = state.status(rec["run_id"])
+def status_text(rec: RunRecord, state: RunsView, width: int = 44) -> Text:
+    status = state.session.status_label(rec.run_id)
     text = Text()
     text.append(f"{STATUS_ICONS.get(status, '?')} {status}", STATUS_STYLES.get(status, ""))
-    err = rec.get("error") or {}
-    if status == "failed" and err.get("message"):
-        reason = first_line(err["message"])
+    if rec.status is RunStatus.FAILED and rec.error_line:
+        reason = rec.error_line
         room = width - len(text) - 2
         if len(reason) > room:
             reason = reason[: max(room - 1, 1)] + "…"
         text.append(": " + reason)
-    elif status == "finished" and _summary(rec).get("early_stopped"):
+    elif rec.status is RunStatus.FINISHED and rec.summary.early_stopped:
         text.append(" (early stop)", "dim")
     return text
 
 
-def best_val(rec: Record) -> str:
-    s = _summary(rec)
-    if s.get("best_val_acc") is None:
+def best_val(rec: RunRecord) -> str:
+    if rec.summary.best_val_acc is None:
         return "–"
-    return f"{fmt.pct(s['best_val_acc'])} @{s.get('best_epoch', '?')}"
+    return f"{fmt.pct(rec.summary.best_val_acc)} @{rec.best_epoch or '?'}"
 
 
 def _onoff(v: Any) -> str:
@@ -94,22 +81,22 @@ def _r(text: str) -> Text:
 
 
 COLUMNS: tuple[Column, ...] = (
-    Column("n", "#", lambda r, s: _r(str(s.index(r["run_id"]))),
-           lambda r, s: s.index(r["run_id"]), right=True),
-    Column("variant", "Variant", lambda r, s: Text(str(r.get("variant") or "–")),
-           lambda r, s: _key(r.get("variant"))),
-    Column("rep", "Rep", lambda r, s: _r(str(int(r.get("repeat", 0)) + 1)),
-           lambda r, s: int(r.get("repeat", 0)), right=True),
-    Column("status", "Status", status_text, lambda r, s: _key(s.status(r["run_id"]))),
-    Column("epoch", "Epoch", lambda r, s: _r(s.epoch_text(r["run_id"])),
-           lambda r, s: _key(len(r.get("history") or [])), right=True),
+    Column("n", "#", lambda r, s: _r(str(s.index(r.run_id))),
+           lambda r, s: s.index(r.run_id), right=True),
+    Column("variant", "Variant", lambda r, s: Text(r.variant or "–"),
+           lambda r, s: _key(r.variant)),
+    Column("rep", "Rep", lambda r, s: _r(str(r.repeat + 1)),
+           lambda r, s: r.repeat, right=True),
+    Column("status", "Status", status_text,
+           lambda r, s: _key(s.session.status_label(r.run_id))),
+    Column("epoch", "Epoch", lambda r, s: _r(s.epoch_text(r.run_id)),
+           lambda r, s: _key(len(r.history)), right=True),
     Column("best_val", "Best val", lambda r, s: _r(best_val(r)),
-           lambda r, s: _key(_summary(r).get("best_val_acc")), right=True,
-           descending_first=True),
-    Column("test_acc", "Test acc", lambda r, s: _r(fmt.pct(_summary(r).get("test_acc"))),
-           lambda r, s: _key(_summary(r).get("test_acc")), right=True, descending_first=True),
-    Column("test_loss", "Test loss", lambda r, s: _r(fmt.num(_summary(r).get("test_loss"))),
-           lambda r, s: _key(_summary(r).get("test_loss")), right=True),
+           lambda r, s: _key(r.summary.best_val_acc), right=True, descending_first=True),
+    Column("test_acc", "Test acc", lambda r, s: _r(fmt.pct(r.summary.test_acc)),
+           lambda r, s: _key(r.summary.test_acc), right=True, descending_first=True),
+    Column("test_loss", "Test loss", lambda r, s: _r(fmt.num(r.summary.test_loss)),
+           lambda r, s: _key(r.summary.test_loss), right=True),
     Column("bn", "BN", lambda r, s: _onoff(_cfg(r, "batch_norm")),
            lambda r, s: _key(_cfg(r, "batch_norm"))),
     Column("init", "Init", lambda r, s: str(_cfg(r, "init") or "–"),
@@ -126,18 +113,18 @@ COLUMNS: tuple[Column, ...] = (
            lambda r, s: _key(_cfg(r, "l2")), right=True),
     Column("opt", "Opt", lambda r, s: str(_cfg(r, "optimizer") or "–"),
            lambda r, s: _key(_cfg(r, "optimizer"))),
-    Column("params", "Params", lambda r, s: _r(fmt.params(r.get("params"))),
-           lambda r, s: _key(r.get("params")), right=True),
-    Column("s_epoch", "s/ep", lambda r, s: _r(fmt.num(_seconds_per_epoch(r), 1)),
-           lambda r, s: _key(_seconds_per_epoch(r)), right=True),
+    Column("params", "Params", lambda r, s: _r(fmt.params(r.params)),
+           lambda r, s: _key(r.params), right=True),
+    Column("s_epoch", "s/ep", lambda r, s: _r(fmt.num(r.seconds_per_epoch, 1)),
+           lambda r, s: _key(r.seconds_per_epoch), right=True),
     Column("img_s", "img/s", lambda r, s: _r(fmt.rate(_images_per_s(r, s))),
            lambda r, s: _key(_images_per_s(r, s)), right=True, descending_first=True),
-    Column("device", "Device", lambda r, s: str((r.get("env") or {}).get("device") or "–"),
-           lambda r, s: _key((r.get("env") or {}).get("device"))),
-    Column("lesson", "Lesson", lambda r, s: str(r.get("preset") or "–"),
-           lambda r, s: _key(r.get("preset"))),
-    Column("run_id", "Run id", lambda r, s: Text(str(r.get("run_id")), style="dim"),
-           lambda r, s: _key(r.get("run_id"))),
+    Column("device", "Device", lambda r, s: Text(r.env.device or "–"),
+           lambda r, s: _key(r.env.device or None)),
+    Column("lesson", "Lesson", lambda r, s: Text(r.preset or "–"),
+           lambda r, s: _key(r.preset or None)),
+    Column("run_id", "Run id", lambda r, s: Text(r.run_id, style="dim"),
+           lambda r, s: _key(r.run_id)),
 )
 BY_KEY = {c.key: c for c in COLUMNS}
 
@@ -146,18 +133,18 @@ SORT_CYCLE = ("n", "test_acc", "best_val", "test_loss", "variant", "status", "s_
 """The columns `s` steps through (the others still sort by clicking their header)."""
 
 
-def sorted_ids(state: RunState, column: str, reverse: bool) -> list[str]:
+def sorted_ids(state: RunsView, column: str, reverse: bool) -> list[str]:
     """Run ids in table order; unknown values stay last in both directions (ties keep the
     order the runs were made in)."""
     col = BY_KEY[column]
     present: list[tuple[Any, str]] = []
     missing: list[str] = []
-    for rec in state.records.values():
+    for rec in state.session.records.values():
         key = col.sort(rec, state)
         if isinstance(key, tuple) and key and key[0] is True:
-            missing.append(rec["run_id"])
+            missing.append(rec.run_id)
         else:
-            present.append((key, rec["run_id"]))
+            present.append((key, rec.run_id))
     present.sort(key=lambda kv: kv[0], reverse=reverse)
     return [run_id for _, run_id in present] + missing
 
@@ -180,7 +167,7 @@ def config_column(key: str) -> Column:
         return fixed
     f = SCHEMA[key]
 
-    def cell(r: Record, s: RunState) -> str | Text:
+    def cell(r: RunRecord, s: RunsView) -> str | Text:
         value = _cfg(r, key)
         text = "–" if value is None else format_value(key, value)
         return Text(text, justify="right") if f.kind in ("int", "float") else text
@@ -189,22 +176,22 @@ def config_column(key: str) -> Column:
                   right=f.kind in ("int", "float"))
 
 
-def differing_keys(records: list[Record]) -> list[str]:
+def differing_keys(records: list[RunRecord]) -> list[str]:
     """Config keys whose value is not the same in every record (in RunConfig order)."""
     out = []
     for key in KEYS:
         if key in NOT_COMPARED:
             continue
-        values = {repr((r.get("config") or {}).get(key)) for r in records}
+        values = {repr(r.config.get(key)) for r in records}
         if len(values) > 1:
             out.append(key)
     return out
 
 
-def columns_for(state: RunState, diff_only: bool) -> list[Column]:
+def columns_for(state: RunsView, diff_only: bool) -> list[Column]:
     if not diff_only:
         return list(COLUMNS)
-    keys = differing_keys(list(state.records.values()))
+    keys = differing_keys(list(state.session.records.values()))
     return ([BY_KEY[k] for k in LEAD] + [config_column(k) for k in keys]
             + [BY_KEY[k] for k in TAIL])
 
@@ -232,24 +219,24 @@ def _mean_std(values: list[float | None], pct: bool) -> tuple[str, float | None]
     return text + ("%" if pct else ""), s.mean
 
 
-AGGREGATES: dict[str, tuple[Callable[[Record, RunState], float | None], bool]] = {
-    "best_val": (lambda r, s: _summary(r).get("best_val_acc"), True),
-    "test_acc": (lambda r, s: _summary(r).get("test_acc"), True),
-    "test_loss": (lambda r, s: _summary(r).get("test_loss"), False),
+AGGREGATES: dict[str, tuple[Callable[[RunRecord, RunsView], float | None], bool]] = {
+    "best_val": (lambda r, s: r.summary.best_val_acc, True),
+    "test_acc": (lambda r, s: r.summary.test_acc, True),
+    "test_loss": (lambda r, s: r.summary.test_loss, False),
 }
 
 
-def variant_row(state: RunState, group: str, label: str, runs: list[Record], expanded: bool,
+def variant_row(state: RunsView, group: str, label: str, runs: list[RunRecord], expanded: bool,
                 columns: list[Column]) -> tuple[TableRow, dict[str, Any]]:
     """One row summarising a variant's repeats (mean ± std), and its sort keys per column."""
     cells: list[str | Text] = []
     keys: dict[str, Any] = {}
-    finished = [r for r in runs if r["status"] == "finished"]
+    finished = [r for r in runs if r.status is RunStatus.FINISHED]
     for col in columns:
         k = col.key
         if k == "n":
             cell: str | Text = ""
-            keys[k] = min(state.index(r["run_id"]) for r in runs)
+            keys[k] = min(state.index(r.run_id) for r in runs)
         elif k == "variant":
             cell = Text(("▾ " if expanded else "▸ ") + label, style="bold")
             keys[k] = _key(label)
@@ -259,7 +246,7 @@ def variant_row(state: RunState, group: str, label: str, runs: list[Record], exp
         elif k == "status":
             counts: dict[str, int] = {}
             for r in runs:
-                st = state.status(r["run_id"])
+                st = state.session.status_label(r.run_id)
                 counts[st] = counts.get(st, 0) + 1
             cell = Text()
             for i, (st, n) in enumerate(sorted(counts.items(), key=lambda kv: -kv[1])):
@@ -272,15 +259,15 @@ def variant_row(state: RunState, group: str, label: str, runs: list[Record], exp
             cell = Text(text, justify="right")
             keys[k] = _key(mean)
         elif k in ("s_epoch", "img_s"):
-            get2 = _seconds_per_epoch if k == "s_epoch" else None
-            values = [get2(r) if get2 else _images_per_s(r, state) for r in runs]
+            values = [r.seconds_per_epoch if k == "s_epoch" else _images_per_s(r, state)
+                      for r in runs]
             s = summarize(values)
             shown = fmt.num(s.mean, 1) if k == "s_epoch" else fmt.rate(s.mean)
             cell = Text(shown, justify="right")
             keys[k] = _key(s.mean)
         elif k == "epoch":
-            cell = col.cell(max(runs, key=lambda r: len(r.get("history") or [])), state)
-            keys[k] = _key(max(len(r.get("history") or []) for r in runs))
+            cell = col.cell(max(runs, key=lambda r: len(r.history)), state)
+            keys[k] = _key(max(len(r.history) for r in runs))
         elif k == "run_id":
             cell = Text(f"{len(runs)} run{'s' * (len(runs) != 1)}", style="dim")
             keys[k] = _key(group)
@@ -290,11 +277,11 @@ def variant_row(state: RunState, group: str, label: str, runs: list[Record], exp
             cell = shown_cells[0] if len(plain) == 1 else Text("mixed", style="dim italic")
             keys[k] = col.sort(runs[0], state)
         cells.append(cell)
-    row = TableRow(variant_key(group, label), cells, None, [r["run_id"] for r in runs])
+    row = TableRow(variant_key(group, label), cells, None, [r.run_id for r in runs])
     return row, keys
 
 
-def table_rows(state: RunState, columns: list[Column], sort_column: str, reverse: bool,
+def table_rows(state: RunsView, columns: list[Column], sort_column: str, reverse: bool,
                grouped: bool = False, expanded: set[str] | frozenset[str] = frozenset()
                ) -> list[TableRow]:
     """The table's rows in display order.
@@ -303,30 +290,31 @@ def table_rows(state: RunState, columns: list[Column], sort_column: str, reverse
     its mean), each followed by its runs (in repeat order) when expanded.
     """
     def run_row(run_id: str, indent: bool = False) -> TableRow:
-        rec = state.records[run_id]
+        rec = state.session.records[run_id]
         cells = [col.cell(rec, state) for col in columns]
         if indent:
             i = [c.key for c in columns].index("variant")
-            cells[i] = Text(f"   rep {int(rec.get('repeat', 0)) + 1}", style="dim")
+            cells[i] = Text(f"   rep {rec.repeat + 1}", style="dim")
         return TableRow(run_id, cells, run_id)
 
     if not grouped:
         return [run_row(r) for r in sorted_ids(state, sort_column, reverse)]
     groups: dict[str, list[str]] = {}
-    for rec in state.records.values():
-        groups.setdefault(rec.get("group") or rec["run_id"], []).append(rec["run_id"])
+    records = state.session.records
+    for rec in records.values():
+        groups.setdefault(rec.group or rec.run_id, []).append(rec.run_id)
     blocks: list[tuple[Any, list[TableRow]]] = []
     for group, ids in groups.items():
-        for label in state.variant_order(group) or [state.records[ids[0]]["variant"]]:
-            runs = [state.records[i] for i in ids if state.records[i]["variant"] == label]
+        for label in state.variant_order(group) or [records[ids[0]].variant]:
+            runs = [records[i] for i in ids if records[i].variant == label]
             if not runs:
                 continue
             key = variant_key(group, label)
             row, keys = variant_row(state, group, label, runs, key in expanded, columns)
             block = [row]
             if key in expanded:
-                for rec in sorted(runs, key=lambda r: int(r.get("repeat", 0))):
-                    block.append(run_row(rec["run_id"], indent=True))
+                for rec in sorted(runs, key=lambda r: r.repeat):
+                    block.append(run_row(rec.run_id, indent=True))
             blocks.append((keys.get(sort_column), block))
     present = [b for b in blocks if not _is_missing(b[0])]
     missing = [b for b in blocks if _is_missing(b[0])]

@@ -13,13 +13,14 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 from rich.style import Style
 from rich.text import Text
 from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
-from tui.state.runs import Series, VariantCurves
+from tui.state.curves import Series, VariantCurves
 
 # Matplotlib's tab10: distinct on dark and light backgrounds and in 256-colour terminals.
 PALETTE: tuple[tuple[int, int, int], ...] = (
@@ -35,7 +36,8 @@ def colour(index: int) -> tuple[int, int, int]:
 
 def muted(rgb: tuple[int, int, int], amount: float = 0.65) -> tuple[int, int, int]:
     """Blend towards grey: other runs fade while one run is highlighted."""
-    return tuple(round(c + (g - c) * amount) for c, g in zip(rgb, GREY, strict=True))  # type: ignore[return-value]
+    r, g, b = (round(c + (grey - c) * amount) for c, grey in zip(rgb, GREY, strict=True))
+    return r, g, b
 
 
 def hex_colour(rgb: tuple[int, int, int]) -> str:
@@ -59,7 +61,7 @@ def epoch_ticks(top: int, width: int) -> list[int]:
 
 @dataclass
 class ChartView:
-    """Everything one redraw needs (built by the screen from RunState)."""
+    """Everything one redraw needs (built by the screen from the RunsView)."""
 
     series: list[Series] = field(default_factory=list)  # one per run
     curves: list[VariantCurves] = field(default_factory=list)  # one per variant
@@ -125,7 +127,8 @@ class CurveChart(PlotextPlot):
                           + [s.live[0] for s in view.series if s.live] + [1])
             top = min(max(view.max_epochs, 1), max(10, 5 * math.ceil(reached * 1.25 / 5)))
             plt.xlim(0, top)
-            plt.xticks(epoch_ticks(top, self.size.width))
+            # Whole epochs: plotext labels ints as "3" (its hint says float, "3.0" would show).
+            plt.xticks(cast(list[float], epoch_ticks(top, self.size.width)))
         else:
             # An empty plotext canvas still draws axes; a title says why it is empty.
             plt.xlim(0, max(view.max_epochs, 1))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import textwrap
 from typing import ClassVar
 
 from rich.console import Group
@@ -16,17 +15,13 @@ from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option, OptionDoesNotExist
 
 from trainer.config import describe
-from trainer.lessons.presets import CUSTOM, Preset
+from trainer.lessons.preset import CUSTOM, Preset
+from trainer.text import reflow
 from tui.messages import LessonChosen
-from tui.state.runs import RunState, ToggleState
+from tui.state.runs import RunsView
+from tui.state.toggles import ToggleState
 from tui.widgets.charts import colour, hex_colour
 from tui.widgets.verdict import VerdictCard
-
-
-def reflow(text: str) -> str:
-    """TOML texts are hard-wrapped at ~95 columns; rejoin paragraphs so they wrap to the panel."""
-    paras = [" ".join(p.split()) for p in textwrap.dedent(text).strip().split("\n\n")]
-    return "\n\n".join(p for p in paras if p)
 
 
 class LessonList(OptionList):
@@ -104,17 +99,18 @@ class LessonView(VerticalScroll, can_focus=True):
         yield VerdictCard(compact=False, id="lesson-verdict")
         yield Static(id="lesson-text")
 
-    def show(self, toggles: ToggleState, runs: RunState | None = None) -> None:
+    def show(self, toggles: ToggleState, runs: RunsView | None = None) -> None:
         self.query_one("#lesson-head", Static).update(head_renderable(toggles))
         self.query_one("#lesson-text", Static).update(lesson_renderable(toggles))
         self.show_verdict(toggles, runs)
 
-    def show_verdict(self, toggles: ToggleState, runs: RunState | None) -> None:
+    def show_verdict(self, toggles: ToggleState, runs: RunsView | None) -> None:
         card = self.query_one("#lesson-verdict", VerdictCard)
         preset = toggles.preset
-        group = runs.latest_group(preset.key) if runs is not None and preset else None
+        session = runs.session if runs is not None else None
+        group = session.latest_group(preset.key) if session is not None and preset else None
         card.display = preset is not None
-        card.show(preset, runs.group_runs(group) if runs is not None and group else [])
+        card.show(preset, session.group_runs(group) if session is not None and group else [])
 
 
 def head_renderable(toggles: ToggleState) -> Group:
@@ -196,7 +192,7 @@ def plan_text(toggles: ToggleState) -> Text:
         if shadowed:
             text.append(f"\n  ({', '.join(shadowed)} is set by each variant, so it only "
                         "applies to t runs)", "dim")
-    if toggles.blocking_error():
-        _key, why = toggles.blocking_error()  # type: ignore[misc]
-        text.append(f"\n✗ {why}", "bold red")
+    blocked = toggles.blocking_error()
+    if blocked is not None:
+        text.append(f"\n✗ {blocked[1]}", "bold red")
     return text

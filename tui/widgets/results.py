@@ -7,11 +7,13 @@ from typing import ClassVar
 from rich.text import Text
 from textual import on
 from textual.binding import Binding, BindingType
+from textual.reactive import reactive
 from textual.widgets import DataTable, Static
+from textual.widgets.data_table import ColumnKey
 
 from trainer import formats as fmt
-from trainer.config import RunConfig
-from trainer.store.runstore import first_line
+from trainer.config import ConfigError, RunConfig
+from trainer.store.record import RunStatus
 from tui.messages import RunSelected
 from tui.state.columns import (
     SORT_CYCLE,
@@ -22,11 +24,11 @@ from tui.state.columns import (
     status_text,
     table_rows,
 )
-from tui.state.runs import RunState
+from tui.state.runs import RunsView
 
 
-class ResultsTable(DataTable):
-    """Renders `RunState.records`; the screen calls `sync` from its refresh timer.
+class ResultsTable(DataTable[str | Text]):
+    """Renders the session's records; the screen calls `sync` from its refresh timer.
 
     Views: one row per run, or (g) one row per variant with mean ± std over its repeats —
     Enter expands a variant to its runs — and (c) only the config columns that differ.
@@ -43,13 +45,16 @@ class ResultsTable(DataTable):
                 tooltip="Stop highlighting the selected run in the charts"),
     ]
 
-    def __init__(self, state: RunState, *, id: str | None = None) -> None:
+    grouped: reactive[bool] = reactive(False, init=False)
+    """One row per variant (mean ± std over its repeats) instead of one per run."""
+    diff_only: reactive[bool] = reactive(False, init=False)
+    """Only the config columns whose values differ."""
+
+    def __init__(self, state: RunsView, *, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=True)
         self.state = state
         self.sort_column = "n"
         self.sort_reverse = False
-        self.grouped = False
-        self.diff_only = False
         self.expanded: set[str] = set()
         self.rows_shown: list[TableRow] = []
         self._columns: list[Column] = []
@@ -112,7 +117,7 @@ class ResultsTable(DataTable):
     def cursor_run(self) -> str | None:
         """Run id under the cursor (None on a variant row or an empty table)."""
         key = self.cursor_key()
-        return key if key in self.state.records else None
+        return key if key in self.state.session.records else None
 
     def cursor_variant(self) -> TableRow | None:
         key = self.cursor_key()
@@ -126,7 +131,7 @@ class ResultsTable(DataTable):
     # -- views and sorting -------------------------------------------------------------------
     def _relabel(self) -> None:
         for col in self._columns:
-            self.columns[col.key].label = self._label(col)  # type: ignore[index]
+            self.columns[ColumnKey(col.key)].label = self._label(col)
 
     def sort_by(self, key: str, reverse: bool | None = None) -> None:
         col = next((c for c in self._columns if c.key == key), None)
@@ -149,16 +154,20 @@ class ResultsTable(DataTable):
 
     def action_toggle_grouped(self) -> None:
         self.grouped = not self.grouped
+
+    def watch_grouped(self, grouped: bool) -> None:
         self.sync()
-        self.notify("One row per variant (mean ± std) · Enter expands" if self.grouped
+        self.notify("One row per variant (mean ± std) · Enter expands" if grouped
                     else "One row per run", timeout=2)
 
     def action_toggle_diff(self) -> None:
         self.diff_only = not self.diff_only
-        if self.sort_column not in [c.key for c in columns_for(self.state, self.diff_only)]:
+
+    def watch_diff_only(self, diff_only: bool) -> None:
+        if self.sort_column not in [c.key for c in columns_for(self.state, diff_only)]:
             self.sort_column, self.sort_reverse = "n", False
         self.sync(full=True)
-        self.notify("Only the settings that differ" if self.diff_only else "All columns",
+        self.notify("Only the settings that differ" if diff_only else "All columns",
                     timeout=2)
 
     @on(DataTable.HeaderSelected)
@@ -232,32 +241,31 @@ def _plain(cell: object) -> str:
 class RunDetail(Static):
     """One line about the run under the table cursor: the full failure reason, the config."""
 
-    def show(self, state: RunState, run_id: str | None) -> None:
-        rec = state.records.get(run_id) if run_id else None
+    def show(self, state: RunsView, run_id: str | None) -> None:
+        rec = state.session.records.get(run_id) if run_id else None
         if rec is None:
             self.update(Text("↑/↓ highlights a run in the charts · s sorts · g one row per "
                              "variant (Enter expands) · c differing columns only", style="dim"))
             return
         text = Text(no_wrap=True, overflow="ellipsis")
-        text.append(f"#{state.index(rec['run_id'])} {rec.get('variant', '')} "
-                    f"rep {int(rec.get('repeat', 0)) + 1} ", "bold")
+        text.append(f"#{state.index(rec.run_id)} {rec.variant} rep {rec.repeat + 1} ", "bold")
         text.append_text(status_text(rec, state, width=200))
-        summary = rec.get("summary") or {}
-        if summary.get("test_acc") is not None:
-            text.append(f" · test {fmt.pct(summary['test_acc'])}")
-        if summary.get("best_val_acc") is not None:
+        if rec.summary.test_acc is not None:
+            text.append(f" · test {fmt.pct(rec.summary.test_acc)}")
+        if rec.summary.best_val_acc is not None:
             text.append(f" · best val {best_val(rec)}")
         try:
-            cfg = RunConfig.from_dict(rec.get("config") or {})
+            cfg = RunConfig.from_dict(rec.config)
             text.append(" · " + cfg.label(skip=("repeats",)), "dim")
-        except Exception:  # an old or hand-edited record: show what we can
+        except ConfigError:  # settings of another version that no longer combine: skip them
             pass
-        err = rec.get("error") or {}
-        if err.get("message") and rec.get("status") in ("failed", "interrupted"):
+        err = rec.error
+        if err is not None and err.message and rec.status in (RunStatus.FAILED,
+                                                               RunStatus.INTERRUPTED):
+            status = rec.status.value
             text = Text(no_wrap=True, overflow="ellipsis")
-            text.append(f"#{state.index(rec['run_id'])} {rec.get('variant', '')}: ", "bold")
-            kind = err.get("kind", "error")
-            text.append(rec["status"] + (f" ({kind})" if kind != rec["status"] else "") + ": ",
-                        "bold red" if rec["status"] == "failed" else "bold yellow")
-            text.append(first_line(err["message"]))
+            text.append(f"#{state.index(rec.run_id)} {rec.variant}: ", "bold")
+            text.append(status + (f" ({err.kind})" if err.kind != status else "") + ": ",
+                        "bold red" if rec.status is RunStatus.FAILED else "bold yellow")
+            text.append(err.line)
         self.update(text)

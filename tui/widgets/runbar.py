@@ -9,7 +9,9 @@ from textual.widget import Widget
 from textual.widgets import Label, ProgressBar
 
 from trainer import formats as fmt
-from tui.state.runs import RunState
+from trainer.host.session import STOPPING
+from trainer.store.record import RunRecord
+from tui.state.runs import RunsView
 
 
 def show(label: Label, text: Text) -> None:
@@ -18,10 +20,10 @@ def show(label: Label, text: Text) -> None:
         label.update(text)
 
 
-def run_name(rec: dict) -> str:
-    n = int((rec.get("config") or {}).get("repeats", 1) or 1)
-    rep = f" #{int(rec.get('repeat', 0)) + 1}" if n > 1 else ""
-    return f"{rec.get('variant', '')}{rep}"
+def run_name(rec: RunRecord) -> str:
+    n = rec.config.get("repeats", 1)
+    rep = f" #{rec.repeat + 1}" if isinstance(n, int) and n > 1 else ""
+    return f"{rec.variant}{rep}"
 
 
 class RunBar(Widget):
@@ -34,12 +36,13 @@ class RunBar(Widget):
             yield Label(id="run-eta")
         yield Label(id="queue-line")
 
-    def sync(self, state: RunState, idle_hint: str) -> None:
+    def sync(self, state: RunsView, idle_hint: str) -> None:
         label = self.query_one("#run-label", Label)
         bar = self.query_one("#run-progress", ProgressBar)
         eta = self.query_one("#run-eta", Label)
         queue = self.query_one("#queue-line", Label)
-        running = state.running()
+        session = state.session
+        running = session.running()
         self.set_class(bool(running), "-running")
         bar.display = bool(running)
         if not running:
@@ -47,38 +50,40 @@ class RunBar(Widget):
             show(eta, Text(idle_hint, style="dim"))
         else:
             run_id = running[-1]
-            rec = state.records[run_id]
-            prog = state.progress.get(run_id)
-            epochs = int(rec["config"].get("epochs", 1) or 1)
-            stopping = state.status(run_id) == "stopping"
+            rec = session.records[run_id]
+            prog = session.progress.get(run_id)
+            epochs = rec.epochs or 1
+            stopping = session.status_label(run_id) == STOPPING
             name = Text()
             name.append("■ stopping " if stopping else "▶ ", "bold")
             name.append(run_name(rec), "bold")
-            group = state.group_runs(rec.get("group"))
+            group = session.group_runs(rec.group)
             if len(group) > 1:
-                name.append(f" ({[r['run_id'] for r in group].index(run_id) + 1}/{len(group)})",
+                name.append(f" ({[r.run_id for r in group].index(run_id) + 1}/{len(group)})",
                             "dim")
             if prog is not None:
                 name.append(f"  ep {prog.epoch}/{epochs} · {prog.step}/{prog.steps}")
                 bar.update(total=epochs * prog.steps,
                            progress=(prog.epoch - 1) * prog.steps + prog.step)
             else:
-                done = len(rec.get("history") or [])
+                done = len(rec.history)
                 name.append(f"  ep {min(done + 1, epochs)}/{epochs} · starting…")
                 bar.update(total=epochs, progress=done)
             show(label, name)
             show(eta, Text(f"ETA {fmt.duration(state.eta(run_id))}"))
         show(queue, self._second_line(state, running))
 
-    def _second_line(self, state: RunState, running: list[str]) -> Text:
+    def _second_line(self, state: RunsView, running: list[str]) -> Text:
+        session = state.session
         text = Text(no_wrap=True, overflow="ellipsis")
         if running:
-            prog = state.progress.get(running[-1])
+            prog = session.progress.get(running[-1])
             if prog is not None:
                 text.append(f"loss {fmt.num(prog.loss)} · acc {fmt.pct(prog.acc)} · "
                             f"{fmt.rate(prog.images_per_s)} img/s", "bold")
                 text.append("  │  ", "dim")
-        pending = [state.records[r.run_id] for r in state.pending if r.run_id in state.records]
+        pending = [session.records[r.run_id] for r in session.pending
+                   if r.run_id in session.records]
         if pending:
             eta = state.queue_eta()
             text.append(f"queue {len(pending)}", "bold")

@@ -15,12 +15,13 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
+from textual.geometry import Size
 from textual.validation import ValidationResult, Validator
 from textual.widgets import Input, Label, Select, Static, Switch
 
 from trainer.config import SCHEMA, ConfigError, describe, format_value, parse_value
 from tui.messages import TogglesChanged
-from tui.state.runs import GROUPS, ToggleState
+from tui.state.toggles import GROUPS, ToggleState
 
 CHOICE_KINDS = ("choice", "int_choice")
 
@@ -53,7 +54,7 @@ class OnOff(Switch):
             return Text.assemble(("━━", style), ("●", style), " on")
         return Text.assemble(("●", style), ("━━", style), " off")
 
-    def get_content_width(self, container, viewport) -> int:  # type: ignore[no-untyped-def]
+    def get_content_width(self, container: Size, viewport: Size) -> int:
         return 7
 
 
@@ -131,7 +132,7 @@ class ToggleForm(VerticalScroll):
                     control.value = bool(values[key])
                 elif isinstance(control, Select):
                     control.value = values[key]
-                else:
+                elif isinstance(control, Input):
                     control.value = text
                     control.validate(text)
         self.refresh_notes()

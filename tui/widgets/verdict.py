@@ -1,19 +1,19 @@
 """The verdict card: what the runs of a lesson showed, next to what the course found.
 
-It renders `trainer.lessons.verdict.make_verdict` (which works at any stage: before, during and after
-the runs), so it can be refreshed live as epochs and runs finish.
+It renders `trainer.lessons.verdict.make_verdict` (which works at any stage: before, during
+and after the runs), so it can be refreshed live as epochs and runs finish.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 from rich.text import Text
 from textual.widgets import Static
 
-from trainer.lessons.presets import Preset
+from trainer.lessons.preset import Preset
 from trainer.lessons.verdict import Verdict, make_verdict
+from trainer.store.record import RunRecord
 
 STATUS_STYLE = {
     "agree": "bold green", "disagree": "bold red", "mixed": "bold yellow",
@@ -51,7 +51,7 @@ class VerdictCard(Static):
         self.border_title = "Verdict"
         self.verdict: Verdict | None = None
 
-    def show(self, preset: Preset | None, records: Iterable[dict[str, Any]]) -> None:
+    def show(self, preset: Preset | None, records: Iterable[RunRecord]) -> None:
         records = list(records)
         if preset is None:
             self.verdict = None

@@ -1,0 +1,44 @@
+"""Helpers shared by the unit and functional tests (fixtures live in tests/conftest.py)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from trainer.config import RunConfig
+
+REPO = Path(__file__).resolve().parents[2]
+"""The repository root (the checkout under test)."""
+
+SHARED = REPO.parent / "shared"
+"""The project's shared folder beside the checkout (course notes, real data); may be absent."""
+
+
+def tiny(**changes: object) -> RunConfig:
+    """A config that trains in about a second on CPU: synthetic data, narrow convs."""
+    base: dict[str, object] = dict(dataset="synthetic", train_subset=512, widths=(8, 16, 16),
+                                   epochs=2, batch_size=64, seed=0)
+    base.update(changes)
+    return RunConfig.from_dict(base)
+
+
+async def wait_for(pilot: Any, condition: Callable[[], object], timeout: float = 10.0,
+                   what: str = "condition") -> None:
+    """In a Pilot test: let the app run until `condition()` holds (fail after `timeout` s)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        await pilot.pause(0.05)
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 10.0,
+               what: str = "condition", step: float = 0.02) -> None:
+    """Poll `condition` until it holds; fail with `what` after `timeout` s (no fixed sleeps)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(step)

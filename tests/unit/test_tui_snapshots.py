@@ -1,0 +1,78 @@
+"""Snapshot tests (pytest-textual-snapshot) of the main screen, the runs view and help.
+
+Deterministic on purpose: an empty (or fixed) run store, built-in lessons only, no clock, no
+cursor blink and a fake trainer. Update with `pytest tests/test_tui_snapshots.py
+--snapshot-update` after checking the new pictures in the report.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from helpers.fake_trainer import FakeTrainer
+
+from trainer.events import EpochEnd, RunFinished
+from trainer.lessons.planning import build_requests
+from trainer.lessons.presets import load_presets
+from trainer.store.apply import apply_event
+from trainer.store.record import RunEnv, RunRecord, RunStatus
+from trainer.store.runstore import RunStore
+from tui.app import CnnTuiApp, StartOptions
+
+OVERRIDES = {"dataset": "synthetic", "epochs": 6}
+
+
+def make_app(runs: Path) -> CnnTuiApp:
+    options = StartOptions(runs_dir=runs, overrides=dict(OVERRIDES), blink=False,
+                           check_data=False)
+    return CnnTuiApp(FakeTrainer(), options)
+
+
+def fixed_history(runs: Path) -> None:
+    """Four finished BN-lesson runs with fixed ids, times and curves."""
+    preset = load_presets()[0]["batch_norm"]
+    store = RunStore(runs)
+    for i, req in enumerate(build_requests(preset, OVERRIDES, repeats=2, group="g-fixed")):
+        req = type(req)(**{**req.__dict__, "run_id": f"20260101-00000{i}-abcdef"})
+        rec = RunRecord.from_request(req, RunStatus.RUNNING).with_changes(
+            env=RunEnv(device="cpu", device_name="test CPU"), params=900_000)
+        bn = req.config["batch_norm"]
+        for e in range(1, 7):
+            val_loss = 2.0 / (1 + e * (0.5 if bn else 0.3)) + 0.02 * i + (0.1 if bn and e == 4
+                                                                          else 0.0)
+            rec = apply_event(rec, EpochEnd(req.run_id, e, val_loss - 0.15, 1 - val_loss / 2.3,
+                                            val_loss, 1 - val_loss / 2.2, 0.001, 3.0 + i,
+                                            e != 4, False))
+        rec = apply_event(rec, RunFinished(req.run_id, val_loss, 1 - val_loss / 2.2 - 0.01, 6,
+                                           1 - val_loss / 2.2, val_loss, 6, 18.0, 850.0 + i))
+        store.save(rec.with_changes(created=f"2026-01-01T00:00:0{i}+00:00"))
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+def test_main_screen(snap_compare, tmp_path, size):
+    assert snap_compare(make_app(tmp_path / "runs"), terminal_size=size)
+
+
+def test_toggles_with_invalid_value(snap_compare, tmp_path):
+    async def edit(pilot) -> None:
+        await pilot.press("2")
+        pilot.app.main.query_one("#toggle-lr").focus()
+        await pilot.press(*"fast", "escape")
+        pilot.app.main.query_one("#toggle-lr").scroll_visible(animate=False)
+        # Let validation, scrolling and the refresh timer settle (a loaded CI box is slow).
+        await pilot.wait_for_scheduled_animations()
+        await pilot.pause(0.3)
+
+    assert snap_compare(make_app(tmp_path / "runs"), terminal_size=(80, 24), run_before=edit)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+def test_runs_view_with_history(snap_compare, tmp_path, size):
+    fixed_history(tmp_path / "runs")
+    assert snap_compare(make_app(tmp_path / "runs"), terminal_size=size, press=["3", "_"])
+
+
+def test_help_screen(snap_compare, tmp_path):
+    assert snap_compare(make_app(tmp_path / "runs"), terminal_size=(100, 40),
+                        press=["question_mark", "_"])

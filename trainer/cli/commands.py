@@ -1,0 +1,84 @@
+"""`cnn-tui presets` and `cnn-tui export`: read the lessons and the run store, no training."""
+
+from __future__ import annotations
+
+import argparse
+
+from rich.text import Text
+
+from trainer.cli.output import (
+    EXIT_FAILED,
+    EXIT_OK,
+    check_output,
+    console_err,
+    console_out,
+    load_lessons,
+    runs_dir,
+)
+from trainer.cli.parser import UsageError
+from trainer.cli.render import describe_preset, presets_table
+from trainer.lessons.presets import unknown_preset_message
+from trainer.lessons.summary_csv import lessons_summary_rows, write_summary_rows
+from trainer.store.csvfile import ExportError, default_export_path
+from trainer.store.export import write_csv
+from trainer.store.record import RunRecord
+from trainer.store.runstore import RunStore
+
+
+def cmd_presets(args: argparse.Namespace) -> int:
+    """List lessons; print load problems; exit 0 when at least one lesson loaded."""
+    console, err = console_out(), console_err()
+    presets, problems = load_lessons(args)
+    if args.key:
+        if args.key not in presets:
+            raise UsageError(unknown_preset_message(args.key, presets))
+        console.print(describe_preset(presets[args.key]))
+        return EXIT_OK
+    if presets:
+        console.print(presets_table(presets.values()))
+    for problem in problems:
+        err.print(Text.assemble(("could not load", "yellow"), " " + str(problem)))
+    if not presets:
+        err.print("cnn-tui: no lesson presets could be loaded")
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Every stored run → one CSV (and optionally per-lesson summaries)."""
+    console, err = console_out(), console_err()
+    check_output(args.csv, "--csv")
+    check_output(args.summary_csv, "--summary-csv")
+    folder = runs_dir(args)
+    records, warnings = RunStore(folder).load()
+    for warning in warnings:
+        err.print(Text.assemble(("warning:", "yellow"), " " + warning))
+    target = args.csv or default_export_path()
+    try:
+        path = write_csv(records, target)
+    except ExportError as e:
+        err.print(Text(f"cnn-tui: {e.message}", style="red"))
+        return EXIT_FAILED
+    n = len(records)
+    console.print(Text(f"wrote {n} run{'s' * (n != 1)} from {folder} to {path}"))
+    if args.summary_csv:
+        return _export_summaries(args, records)
+    return EXIT_OK
+
+
+def _export_summaries(args: argparse.Namespace, records: list[RunRecord]) -> int:
+    """Summaries of every lesson present in the store, in one CSV."""
+    console, err = console_out(), console_err()
+    presets, _ = load_lessons(args)
+    rows = lessons_summary_rows(presets, records)
+    if not rows:
+        err.print("cnn-tui: no lesson runs in the store; no summary written")
+        return EXIT_FAILED
+    try:
+        path = write_summary_rows(rows, args.summary_csv)
+    except ExportError as e:
+        err.print(Text(f"cnn-tui: {e.message}", style="red"))
+        return EXIT_FAILED
+    lessons = len({row["preset"] for row in rows})
+    console.print(Text(f"wrote the summary of {lessons} lesson{'s' * (lessons != 1)} to {path}"))
+    return EXIT_OK

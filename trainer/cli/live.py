@@ -1,0 +1,133 @@
+"""The headless run's live display: a progress bar per run (one line per epoch in logs).
+
+It only renders: the records, the queue and the data-failure policy live in the
+`RunSession`, which it reads after each batch of events.
+"""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
+
+from trainer import formats as fmt
+from trainer.events import EpochEnd, Notice, RunFailed, RunFinished, RunStarted, RunStopped
+from trainer.events import Progress as ProgressEvent
+from trainer.host.session import RunSession, Update
+from trainer.store.record import RunRecord
+
+
+def run_name(rec: RunRecord) -> str:
+    """'BN on #2/3' (the repeat only when the launch has several)."""
+    n = rec.config.get("repeats", 1)
+    rep = f" #{rec.repeat + 1}/{n}" if isinstance(n, int) and n > 1 else ""
+    return f"{rec.variant}{rep}"
+
+
+class LiveView:
+    """Progress bars for the runs of one launch, updated from the session's updates."""
+
+    def __init__(self, session: RunSession, run_ids: list[str], console: Console) -> None:
+        self.session = session
+        self.run_ids = run_ids
+        self.console = console
+        self.notices: set[str] = set()
+        self.tasks: dict[str, TaskID] = {}
+        self.ended: set[str] = set()
+        self.progress = Progress(
+            # No markup: labels and reasons come from lesson files and error messages.
+            TextColumn("{task.description}", markup=False),
+            BarColumn(bar_width=24),
+            TextColumn("{task.fields[info]}", markup=False),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=console,
+            transient=False,
+            disable=not console.is_terminal,  # logs get one line per epoch/run instead
+        )
+        n = len(run_ids)
+        self.overall = self.progress.add_task("all runs", total=n, info=f"0/{n} done")
+
+    def show(self, update: Update, events: list) -> None:
+        """Render one batch (the events as they came, and what the session made of them)."""
+        for event in events:
+            if isinstance(event, Notice):
+                self.notice(event.message, event.level)
+                continue
+            rec = self.session.records.get(event.run_id)
+            if rec is None or event.run_id not in self.run_ids:
+                continue
+            self._event(rec, event)
+        self._count()
+
+    def _event(self, rec: RunRecord, event: object) -> None:
+        run_id = rec.run_id
+        if isinstance(event, RunStarted):
+            steps = max(event.steps_per_epoch, 1)
+            self.tasks[run_id] = self.progress.add_task(
+                run_name(rec), total=max(rec.epochs, 1) * steps,
+                info=f"starting on {event.device}")
+            if event.dataset_note:
+                self.notice(event.dataset_note, "info")
+        elif isinstance(event, ProgressEvent):
+            self._update(run_id, (event.epoch - 1) * event.steps + event.step,
+                         f"ep {event.epoch}/{rec.epochs} step {event.step}/{event.steps} · "
+                         f"loss {fmt.num(event.loss)} · acc {fmt.pct(event.acc)} · "
+                         f"{fmt.rate(event.images_per_s)} img/s")
+        elif isinstance(event, EpochEnd):
+            self._update(run_id, event.epoch * (rec.steps_per_epoch or 1),
+                         f"ep {event.epoch}/{rec.epochs} · val loss {fmt.num(event.val_loss)}"
+                         f" · val acc {fmt.pct(event.val_acc)}")
+            if not self.console.is_terminal:  # logs get one line per epoch instead of bars
+                line = Text(run_name(rec))
+                line.append(f": epoch {event.epoch} train loss {fmt.num(event.train_loss)} acc "
+                            f"{fmt.pct(event.train_acc)} · val loss {fmt.num(event.val_loss)} "
+                            f"acc {fmt.pct(event.val_acc)} · {event.seconds:.1f} s")
+                self.console.print(line)
+        elif isinstance(event, RunFinished):
+            self._end(rec, Text.assemble(("done", "green"),
+                                         f" · test acc {fmt.pct(event.test_acc)}"), True)
+        elif isinstance(event, RunStopped):
+            n = event.epochs_done
+            self._end(rec, Text.assemble(("stopped", "yellow"),
+                                         f" after {n} epoch{'s' * (n != 1)}"))
+        elif isinstance(event, RunFailed):
+            self._end(rec, Text.assemble(("failed", "red"), ": " + rec.error_line))
+
+    def _update(self, run_id: str, completed: int, info: str) -> None:
+        if run_id in self.tasks:
+            self.progress.update(self.tasks[run_id], completed=completed, info=info)
+
+    def _count(self) -> None:
+        done = sum(1 for r in self.run_ids if r in self.session.records
+                   and self.session.records[r].terminal)
+        self.progress.update(self.overall, completed=done,
+                             info=f"{done}/{len(self.run_ids)} done")
+
+    def _end(self, rec: RunRecord, info: Text, complete: bool = False) -> None:
+        if rec.run_id in self.ended:
+            return
+        self.ended.add(rec.run_id)
+        task = self.tasks.get(rec.run_id)
+        if task is None:  # failed before it started (data missing, worker died while loading)
+            task = self.progress.add_task(run_name(rec), total=1, info="")
+        total = next((t.total for t in self.progress.tasks if t.id == task), None)
+        self.progress.update(task, info=info.plain, completed=total if complete else None)
+        self.progress.stop_task(task)
+        if not self.console.is_terminal:
+            self.console.print(Text.assemble(run_name(rec), ": ", info))
+
+    def notice(self, message: str, level: str) -> None:
+        if message in self.notices:
+            return
+        self.notices.add(message)
+        style = {"warning": "yellow", "error": "red"}.get(level, "dim")
+        self.progress.console.print(Text(message, style=style))

@@ -1,0 +1,123 @@
+"""Rich renderables of the headless CLI: the lesson list, a lesson, results, statistics, verdict.
+
+Text that comes from files (lesson titles and texts, variant labels, error messages) only ever
+goes into `rich.text.Text` objects, never into markup strings, so `[bold]` in a shared lesson
+file is shown as written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from trainer import formats as fmt
+from trainer.config import ConfigError, RunConfig, describe
+from trainer.lessons.preset import Preset
+from trainer.lessons.report import stats_table
+from trainer.lessons.stats import lesson_stats
+from trainer.lessons.verdict import make_verdict
+from trainer.store.record import RunRecord, RunStatus
+
+STATUS_STYLES = {RunStatus.FINISHED: "green", RunStatus.FAILED: "red",
+                 RunStatus.STOPPED: "yellow", RunStatus.CANCELLED: "dim",
+                 RunStatus.INTERRUPTED: "yellow"}
+VERDICT_STYLES = {"agree": "green", "disagree": "red", "mixed": "yellow"}
+
+
+def presets_table(presets: Iterable[Preset]) -> Table:
+    table = Table(title="Lesson presets", title_justify="left", show_lines=False)
+    table.add_column("key", style="bold cyan", no_wrap=True)
+    table.add_column("title")
+    table.add_column("variants (first = baseline)")
+    table.add_column("repeats", justify="right")
+    for p in presets:
+        table.add_row(Text(p.key), Text(p.title), Text(" | ".join(p.labels)), str(p.repeats))
+    return table
+
+
+def describe_preset(preset: Preset) -> Panel:
+    """A lesson in full: what it teaches, its variants, what the course found."""
+    body = Text()
+    body.append(preset.summary + "\n\n", style="italic")
+    body.append(preset.lesson + "\n\n")
+    body.append("Variants", style="bold")
+    for i, v in enumerate(preset.variants):
+        what = " · ".join(describe(k, val) for k, val in v.changes.items())
+        body.append(f"\n  {v.label}" + (" (baseline)" if i == 0 else "") + f": {what}")
+    if preset.base:
+        shared = " · ".join(describe(k, val) for k, val in preset.base.items())
+        body.append(f"\n  all variants: {shared}")
+    body.append(f"\n  {preset.repeats} repeats each, paired seeds\n\n")
+    body.append("What the course found\n", style="bold")
+    body.append(preset.expect)
+    if preset.try_next:
+        body.append("\n\nTry next", style="bold")
+        for s in preset.try_next:
+            body.append(f"\n  • {s}")
+    return Panel(body, title=Text(f"{preset.title} ({preset.key})"), title_align="left",
+                 subtitle=Text(str(preset.source)), subtitle_align="right")
+
+
+def _settings(record: RunRecord, preset: Preset | None) -> str:
+    """The settings this run's variant is about (a lesson's varied keys; else all changes)."""
+    cfg = record.config
+    try:
+        if preset is not None:
+            return " · ".join(describe(k, cfg[k]) for k in preset.varied_keys() if k in cfg)
+        known = {k: v for k, v in cfg.items() if k not in ("repeats", "seed")}
+        label = RunConfig.from_dict(known).label()
+        return "" if label == record.variant else label  # don't say it twice
+    except (ConfigError, KeyError, TypeError):
+        return ""
+
+
+def results_table(records: list[RunRecord], preset: Preset | None = None) -> Table:
+    """One row per run: what it changed, how it ended, and its key numbers."""
+    table = Table(title=Text(f"Results · {preset.title}" if preset else "Results"),
+                  title_justify="left")
+    for name, right in (("variant", False), ("settings", False), ("#", True),
+                        ("status", False), ("epochs", True), ("best val acc @ep", True),
+                        ("test acc", True), ("test loss", True), ("params", True),
+                        ("s/epoch", True), ("img/s", True), ("device", False)):
+        table.add_column(name, justify="right" if right else "left")
+    for rec in records:
+        s = rec.summary
+        status = Text(rec.status.value, style=STATUS_STYLES.get(rec.status, ""))
+        if rec.status is RunStatus.FAILED and rec.error_line:
+            status.append(": " + rec.error_line)
+        best = (f"{fmt.pct(s.best_val_acc)} @{rec.best_epoch}"
+                if s.best_val_acc is not None and rec.best_epoch else "–")
+        table.add_row(
+            Text(rec.variant), Text(_settings(rec, preset)), str(rec.repeat + 1), status,
+            f"{rec.epochs_done}/{rec.epochs or '?'}", best, fmt.pct(s.test_acc),
+            fmt.num(s.test_loss), fmt.params(rec.params), fmt.num(rec.seconds_per_epoch, 1),
+            fmt.rate(s.images_per_s), Text(rec.env.device or "–"),
+        )
+    return table
+
+
+def lesson_report(preset: Preset, records: list[RunRecord]) -> tuple[Table, Panel]:
+    """The per-variant statistics table and the verdict panel of a lesson's runs."""
+    headers, rows = stats_table(lesson_stats(preset, records))
+    table = Table(title=Text(f"Per variant · {preset.title}"), title_justify="left",
+                  header_style="bold")
+    for i, header in enumerate(headers):
+        table.add_column(header, justify="left" if i == 0 else "right")
+    for row in rows:
+        table.add_row(*(Text(cell) for cell in row))
+    verdict = make_verdict(preset, records)
+    body = Text()
+    body.append(verdict.headline + "\n", style="bold")
+    for sentence in verdict.sentences:
+        body.append("\n" + sentence)
+    if verdict.suggestions:
+        body.append("\n\nTry next:", style="bold")
+        for s in verdict.suggestions:
+            body.append("\n  • " + s)
+    panel = Panel(body, title=Text(f"Verdict · {preset.title}"), title_align="left",
+                  border_style=VERDICT_STYLES.get(verdict.status, "blue"),
+                  subtitle=verdict.status, subtitle_align="right")
+    return table, panel

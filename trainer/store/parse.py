@@ -1,0 +1,242 @@
+"""`parse_record`: the one door from a JSON document into a RunRecord.
+
+Run folders are copied between machines and shared, so a document may have been edited or
+forged: every field's type is checked, text from the file is made safe to show
+(`trainer.text.clean`), sizes are bounded, and the error names the field that is wrong, so
+one bad file is skipped with a clear reason and the others load. Files written by every
+earlier version load (a stale `progress` field is ignored).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from trainer.config import KEYS, ConfigError, normalize
+from trainer.store.record import (
+    SCHEMA_VERSION,
+    EpochRow,
+    RunEnv,
+    RunError,
+    RunRecord,
+    RunStatus,
+    RunSummary,
+)
+from trainer.text import clean
+
+MAX_ID_LENGTH = 200
+MAX_TEXT = 20_000  # longer text fields are cut (a traceback, a fix-it message)
+MAX_HISTORY = 100_000  # epochs; a real run has at most a few thousand
+
+
+class RecordError(ValueError):
+    """A JSON document is not a valid run record; `field` names the offending field."""
+
+    def __init__(self, field_name: str, message: str) -> None:
+        super().__init__(f"'{field_name}' {message}" if field_name else message)
+        self.field = field_name
+        self.message = str(self)
+
+
+def _text(doc: Mapping[str, Any], key: str, where: str = "", default: str = "",
+          single_line: bool = True) -> str:
+    value = doc.get(key, default)
+    if value is None:
+        return default
+    if not isinstance(value, str):
+        raise RecordError(where + key, f"must be text, got {_kind(value)}")
+    return clean(value[:MAX_TEXT], single_line=single_line)
+
+
+def _int(doc: Mapping[str, Any], key: str, where: str = "", *, default: int | None = None,
+         lo: int = 0) -> int | None:
+    value = doc.get(key, default)
+    if value is None:
+        return default
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise RecordError(where + key, f"must be a whole number, got {_kind(value)}")
+    if value < lo:
+        raise RecordError(where + key, f"must be at least {lo}, got {value}")
+    return value
+
+
+def _float(doc: Mapping[str, Any], key: str, where: str = "") -> float | None:
+    """A number or None; NaN and ±inf are kept (a diverged run reports them honestly)."""
+    if doc.get(key) is None:
+        return None
+    return _number(doc, key, where)
+
+
+def _number(doc: Mapping[str, Any], key: str, where: str = "") -> float:
+    value = doc.get(key)
+    if value is None:
+        raise RecordError(where + key, "is missing")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise RecordError(where + key, f"must be a number, got {_kind(value)}")
+    return float(value)
+
+
+def _bool(doc: Mapping[str, Any], key: str, where: str = "") -> bool:
+    value = doc.get(key, False)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise RecordError(where + key, f"must be true or false, got {_kind(value)}")
+    return value
+
+
+def _object(doc: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    value = doc.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise RecordError(key, f"must be an object, got {_kind(value)}")
+    return value
+
+
+def _kind(value: Any) -> str:
+    """What a wrong JSON value is, in words (never the value itself: it may be huge)."""
+    names = {dict: "an object", list: "a list", str: "text", bool: "true/false",
+             int: "a number", float: "a number", type(None): "null"}
+    shown = names.get(type(value), type(value).__name__)
+    if isinstance(value, str | int | float) and not isinstance(value, bool):
+        text = repr(value)
+        if len(text) <= 40:
+            shown += f" {clean(text, single_line=True)}"
+    return shown
+
+
+def _run_id(doc: Mapping[str, Any]) -> str:
+    value = doc.get("run_id")
+    if not isinstance(value, str) or not value:
+        raise RecordError("run_id", f"must be non-empty text, got {_kind(value)}")
+    if (len(value) > MAX_ID_LENGTH or value.startswith(".") or "/" in value or "\\" in value
+            or clean(value) != value):
+        raise RecordError("run_id", "must be a plain file-name-safe id (no '/', no leading '.',"
+                          " no control characters)")
+    return value
+
+
+def _config(doc: Mapping[str, Any]) -> dict[str, Any]:
+    raw = doc.get("config")
+    if not isinstance(raw, dict):
+        raise RecordError("config", f"must be an object, got {_kind(raw)}")
+    out: dict[str, Any] = {}
+    for key in KEYS:  # keys of other versions are dropped: nothing here would use them
+        if key not in raw:
+            continue
+        try:
+            value = normalize(key, raw[key])
+        except ConfigError as err:
+            raise RecordError(f"config.{key}", clean(err.message, single_line=True)) from None
+        out[key] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
+def _history(doc: Mapping[str, Any]) -> tuple[EpochRow, ...]:
+    raw = doc.get("history")
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise RecordError("history", f"must be a list, got {_kind(raw)}")
+    if len(raw) > MAX_HISTORY:
+        raise RecordError("history", f"has {len(raw)} epochs (at most {MAX_HISTORY})")
+    rows: dict[int, EpochRow] = {}
+    for i, item in enumerate(raw):
+        where = f"history[{i}]."
+        if not isinstance(item, dict):
+            raise RecordError(f"history[{i}]", f"must be an object, got {_kind(item)}")
+        epoch = _int(item, "epoch", where, lo=1)
+        if epoch is None:
+            raise RecordError(where + "epoch", "is missing")
+        rows[epoch] = EpochRow(
+            epoch=epoch,
+            train_loss=_number(item, "train_loss", where),
+            train_acc=_number(item, "train_acc", where),
+            val_loss=_number(item, "val_loss", where),
+            val_acc=_number(item, "val_acc", where),
+            lr=_float(item, "lr", where) or 0.0,
+            seconds=_float(item, "seconds", where) or 0.0,
+            is_best=_bool(item, "is_best", where),
+            lr_dropped=_bool(item, "lr_dropped", where),
+        )
+    return tuple(rows[e] for e in sorted(rows))
+
+
+def _summary(doc: Mapping[str, Any]) -> RunSummary:
+    raw = _object(doc, "summary")
+    w = "summary."
+    return RunSummary(
+        test_loss=_float(raw, "test_loss", w), test_acc=_float(raw, "test_acc", w),
+        best_epoch=_int(raw, "best_epoch", w), best_val_acc=_float(raw, "best_val_acc", w),
+        best_val_loss=_float(raw, "best_val_loss", w), epochs_done=_int(raw, "epochs_done", w),
+        train_seconds=_float(raw, "train_seconds", w),
+        images_per_s=_float(raw, "images_per_s", w),
+        early_stopped=_bool(raw, "early_stopped", w),
+    )
+
+
+def _error(doc: Mapping[str, Any]) -> RunError | None:
+    if doc.get("error") is None:
+        return None
+    raw = _object(doc, "error")
+    w = "error."
+    return RunError(kind=_text(raw, "kind", w, "error"),
+                    message=_text(raw, "message", w, single_line=False),
+                    traceback=_text(raw, "traceback", w, single_line=False))
+
+
+def _env(doc: Mapping[str, Any]) -> RunEnv:
+    raw = _object(doc, "env")
+    w = "env."
+    return RunEnv(device=_text(raw, "device", w), device_name=_text(raw, "device_name", w),
+                  torch=_text(raw, "torch", w), python=_text(raw, "python", w),
+                  host=_text(raw, "host", w), worker_pid=_int(raw, "worker_pid", w))
+
+
+def _notices(doc: Mapping[str, Any]) -> tuple[str, ...]:
+    raw = doc.get("notices")
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not all(isinstance(n, str) for n in raw):
+        raise RecordError("notices", "must be a list of texts")
+    return tuple(clean(n[:MAX_TEXT], single_line=True) for n in raw[:100])
+
+
+def parse_record(doc: Any) -> RunRecord:
+    """A checked RunRecord from a JSON document; RecordError names the first bad field."""
+    if not isinstance(doc, dict):
+        raise RecordError("", f"expected a JSON object, got {_kind(doc)}")
+    schema = doc.get("schema", SCHEMA_VERSION)
+    if isinstance(schema, bool) or not isinstance(schema, int):
+        raise RecordError("schema", f"must be a whole number, got {_kind(schema)}")
+    if schema > SCHEMA_VERSION:
+        raise RecordError("schema", f"is {schema}: written by a newer cnn-tui")
+    status = doc.get("status")
+    if status not in tuple(RunStatus):
+        allowed = ", ".join(s.value for s in RunStatus)
+        raise RecordError("status", f"must be one of {allowed}, got {_kind(status)}")
+    return RunRecord(
+        run_id=_run_id(doc),
+        config=_config(doc),
+        preset=_text(doc, "preset"),
+        variant=_text(doc, "variant"),
+        repeat=_int(doc, "repeat", default=0) or 0,
+        group=_text(doc, "group"),
+        status=RunStatus(status),
+        created=_text(doc, "created"),
+        updated=_text(doc, "updated"),
+        env=_env(doc),
+        params=_int(doc, "params"),
+        steps_per_epoch=_int(doc, "steps_per_epoch"),
+        train_size=_int(doc, "train_size"),
+        val_size=_int(doc, "val_size"),
+        test_size=_int(doc, "test_size"),
+        dataset_note=_text(doc, "dataset_note"),
+        history=_history(doc),
+        summary=_summary(doc),
+        error=_error(doc),
+        notices=_notices(doc),
+    )

@@ -1,0 +1,202 @@
+"""RunRecord: the one typed shape of a run, from queued placeholder to stored result.
+
+Every reader — the store, the CSV export, the statistics, the TUI and the CLI — works with
+`RunRecord`, never with the JSON dict; `trainer.store.parse.parse_record` is the single door
+from a JSON document into it. The JSON layout on disk is schema 1, unchanged since the first
+release: `to_json` writes it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from trainer.events import RunRequest
+from trainer.text import first_line
+
+SCHEMA_VERSION = 1
+
+
+class RunStatus(StrEnum):
+    """Where a run stands. `queued` rows exist only in a UI; `cancelled` only in a CLI's
+    final table (a queued run dropped by Ctrl-C); the rest are stored."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    FINISHED = "finished"
+    FAILED = "failed"
+    STOPPED = "stopped"
+    INTERRUPTED = "interrupted"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        """The run has ended and its record will not change again."""
+        return self not in (RunStatus.QUEUED, RunStatus.RUNNING)
+
+    @property
+    def cut_short(self) -> bool:
+        """Ended early by the user or a dead trainer: no test result to compare."""
+        return self in (RunStatus.STOPPED, RunStatus.INTERRUPTED)
+
+
+@dataclass(frozen=True)
+class EpochRow:
+    """One finished epoch as the loop reported it."""
+
+    epoch: int  # 1-based
+    train_loss: float
+    train_acc: float
+    val_loss: float
+    val_acc: float
+    lr: float
+    seconds: float
+    is_best: bool = False  # best val loss so far (the kept checkpoint when keep_best)
+    lr_dropped: bool = False  # the schedule lowered the lr after this epoch
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """The run's result numbers; partial (best so far) while it runs or when it was cut."""
+
+    test_loss: float | None = None
+    test_acc: float | None = None
+    best_epoch: int | None = None
+    best_val_acc: float | None = None
+    best_val_loss: float | None = None
+    epochs_done: int | None = None
+    train_seconds: float | None = None
+    images_per_s: float | None = None
+    early_stopped: bool = False
+
+
+@dataclass(frozen=True)
+class RunError:
+    """Why a run failed (or was interrupted); `message` may hold a multi-line fix-it text."""
+
+    kind: str  # "error" | "out_of_memory" | "data" | "config" | "worker_died" | "interrupted"
+    message: str
+    traceback: str = ""
+
+    @property
+    def line(self) -> str:
+        """The one-line reason shown in tables."""
+        return first_line(self.message)
+
+
+@dataclass(frozen=True)
+class RunEnv:
+    """Where the run trained."""
+
+    device: str = ""
+    device_name: str = ""
+    torch: str = ""
+    python: str = ""
+    host: str = ""
+    worker_pid: int | None = None
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One run: identity, settings, progress through epochs, result or reason."""
+
+    run_id: str
+    config: Mapping[str, Any]  # RunConfig.to_dict() of the run (read-only by convention)
+    preset: str = ""
+    variant: str = ""
+    repeat: int = 0  # 0-based index of the repeat (paired seed) within the launch
+    group: str = ""  # the launch: every variant × repeat of one `r` shares it
+    status: RunStatus = RunStatus.QUEUED
+    created: str = ""
+    updated: str = ""
+    env: RunEnv = field(default_factory=RunEnv)
+    params: int | None = None
+    steps_per_epoch: int | None = None
+    train_size: int | None = None
+    val_size: int | None = None
+    test_size: int | None = None
+    dataset_note: str = ""
+    history: tuple[EpochRow, ...] = ()
+    summary: RunSummary = field(default_factory=RunSummary)
+    error: RunError | None = None
+    notices: tuple[str, ...] = ()  # warnings met during the run (store I/O, data)
+
+    # -- derived -------------------------------------------------------------------------
+    @property
+    def terminal(self) -> bool:
+        return self.status.terminal
+
+    @property
+    def epochs(self) -> int:
+        """Epochs the run was configured for."""
+        value = self.config.get("epochs")
+        return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+    @property
+    def epochs_done(self) -> int:
+        done = self.summary.epochs_done
+        return done if done is not None else len(self.history)
+
+    @property
+    def seconds_per_epoch(self) -> float | None:
+        """Mean wall time of the finished epochs (validation included)."""
+        secs = [h.seconds for h in self.history if math.isfinite(h.seconds) and h.seconds > 0]
+        return sum(secs) / len(secs) if secs else None
+
+    @property
+    def best_epoch(self) -> int | None:
+        """The best-val epoch: the result's, else the latest epoch flagged best so far."""
+        if self.summary.best_epoch:
+            return self.summary.best_epoch
+        flagged = [h.epoch for h in self.history if h.is_best]
+        return flagged[-1] if flagged else None
+
+    @property
+    def error_line(self) -> str:
+        return self.error.line if self.error is not None else ""
+
+    def with_changes(self, **changes: Any) -> RunRecord:
+        return dataclasses.replace(self, **changes)
+
+    # -- JSON ----------------------------------------------------------------------------
+    def to_json(self) -> dict[str, Any]:
+        """The schema-1 document the store writes (keys in the order people read them)."""
+        doc: dict[str, Any] = {
+            "schema": SCHEMA_VERSION,
+            "run_id": self.run_id,
+            "group": self.group,
+            "preset": self.preset,
+            "variant": self.variant,
+            "repeat": self.repeat,
+            "config": dict(self.config),
+            "status": self.status.value,
+            "created": self.created,
+            "updated": self.updated,
+            "env": dataclasses.asdict(self.env) if self.env != RunEnv() else {},
+            "params": self.params,
+            "steps_per_epoch": self.steps_per_epoch,
+            "train_size": self.train_size,
+            "val_size": self.val_size,
+            "test_size": self.test_size,
+            "dataset_note": self.dataset_note,
+            "history": [dataclasses.asdict(h) for h in self.history],
+            "summary": {k: v for k, v in dataclasses.asdict(self.summary).items()
+                        if v is not None and v is not False},
+            "error": dataclasses.asdict(self.error) if self.error is not None else None,
+        }
+        if self.notices:
+            doc["notices"] = list(self.notices)
+        return doc
+
+    @classmethod
+    def from_request(cls, request: RunRequest, status: RunStatus = RunStatus.QUEUED,
+                     created: str = "") -> RunRecord:
+        """A record for a run known only by its request: queued in a UI, or failed before
+        it started (bad config, missing data, worker died while loading)."""
+        return cls(run_id=request.run_id, config=dict(request.config), preset=request.preset,
+                   variant=request.variant, repeat=request.repeat, group=request.group,
+                   status=status, created=created, updated=created)
