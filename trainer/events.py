@@ -109,6 +109,16 @@ class RunFailed:
 
 
 @dataclass(frozen=True)
+class RunDiverged:
+    """The loss became NaN or infinite: the run ends at that epoch. A result, not a success."""
+
+    run_id: str
+    epoch: int  # the epoch in which the loss stopped being finite (1-based)
+    epochs_done: int  # epochs completed before it (they stay in the record)
+    loss: float  # the offending value (nan, inf)
+
+
+@dataclass(frozen=True)
 class RunStopped:
     run_id: str
     epochs_done: int
@@ -121,7 +131,11 @@ class Notice:
     message: str
     level: str = "info"  # "info" | "warning" | "error"
     run_id: str = ""
+    # "unsaved": the run's record could not be written (disk full, read-only folder);
+    # "saved": a later save of that run worked again, so the file holds everything.
+    kind: str = ""
 
 
-Event = RunStarted | Progress | EpochEnd | RunFinished | RunFailed | RunStopped | Notice
-TERMINAL = (RunFinished, RunFailed, RunStopped)
+Event = (RunStarted | Progress | EpochEnd | RunFinished | RunFailed | RunStopped | RunDiverged
+         | Notice)
+TERMINAL = (RunFinished, RunFailed, RunStopped, RunDiverged)

@@ -50,14 +50,14 @@ def reflow(text: str) -> str:
     """
     out = []
     for para in re.split(r"\n\s*\n", text.strip()):
-        merged: list[str] = []
+        items: list[list[str]] = []  # joined once at the end: linear in the text's size
         for line in (line.strip() for line in para.splitlines()):
             if not line:
                 continue
-            if merged and not _LIST_ITEM.match(line):
-                merged[-1] += " " + line
+            if items and not _LIST_ITEM.match(line):
+                items[-1].append(line)
             else:
-                merged.append(line)
-        if merged:
-            out.append("\n".join(merged))
+                items.append([line])
+        if items:
+            out.append("\n".join(" ".join(item) for item in items))
     return "\n\n".join(out)

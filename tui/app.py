@@ -22,6 +22,7 @@ from textual import on
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.css.query import NoMatches
+from textual.markup import escape
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
 
@@ -113,9 +114,10 @@ class CnnTuiApp(App):
 
     def on_mount(self) -> None:
         for warning in self.store_warnings:
-            self.notify(warning, title="Run store", severity="warning", timeout=12)
+            self.notify(warning, title="Run store", severity="warning", markup=False,
+                        timeout=12)
         for problem in self.preset_problems:
-            self.notify(str(problem), title="Lesson file skipped", severity="warning",
+            self.notify(str(problem), title="Lesson file skipped", severity="warning", markup=False,
                         timeout=12)
         if self.options.check_data:
             self.check_dataset()
@@ -124,7 +126,7 @@ class CnnTuiApp(App):
             try:
                 start()
             except Exception as err:  # the first run will try again and report it
-                self.notify(f"Could not start the trainer process yet: {err}",
+                self.notify(f"Could not start the trainer process yet: {err}", markup=False,
                             severity="warning")
         self.bridge.start()
         self.update_titles()
@@ -210,6 +212,10 @@ class CnnTuiApp(App):
                 if failure.kind != "data":
                     self._failed(failure.run_id, failure.kind, failure.message)
             for run_id, status in update.ended:
+                if status is RunStatus.DIVERGED:
+                    rec = session.records[run_id]
+                    self.notify(f"{run_name(rec)} {rec.error_line}", title="Run diverged",
+                                severity="warning", markup=False, timeout=8)
                 if status is RunStatus.STOPPED:
                     rec = session.records[run_id]
                     done = rec.epochs_done
@@ -224,7 +230,7 @@ class CnnTuiApp(App):
 
     @on(BridgeProblem)
     def _bridge_problem(self, message: BridgeProblem) -> None:
-        self.notify(message.message, severity="error", timeout=10)
+        self.notify(message.message, severity="error", markup=False, timeout=10)
 
     def _notice(self, message: str, level: str) -> None:
         if message in self._seen_notices:
@@ -398,7 +404,7 @@ class CnnTuiApp(App):
                 f"CIFAR-10 is not on this machine yet; the first run will download it into "
                 f"{target} (170 MB). No internet? Press d to use the synthetic offline data, or "
                 f"put cifar-10-python.tar.gz there.",
-                title="Dataset", severity="warning", timeout=15)
+                title="Dataset", severity="warning", markup=False, timeout=15)
 
     async def action_quit(self) -> None:
         """Every way out (q, ctrl+c, the palette's Quit) asks the same question."""
@@ -451,7 +457,8 @@ class CnnTuiApp(App):
         if not isinstance(screen, MainScreen):
             return
         t = self.toggles
-        yield SystemCommand("Run lesson", f"Run every variant of {t.title} (r)",
+        # Palette prompts are markup: lesson titles and summaries come from shared files.
+        yield SystemCommand("Run lesson", f"Run every variant of {escape(t.title)} (r)",
                             self.action_run_lesson)
         yield SystemCommand("Run toggles", "Run the current toggles as one variant (t)",
                             self.action_run_toggles)
@@ -467,9 +474,9 @@ class CnnTuiApp(App):
                             lambda: self.main.query_one(ToggleForm).action_reset())
         yield SystemCommand("Keys", "Show every key (?)", self.action_help)
         for key, preset in t.presets.items():
-            yield SystemCommand(f"Switch lesson: {preset.title}", preset.summary,
+            yield SystemCommand(f"Switch lesson: {escape(preset.title)}", escape(preset.summary),
                                 lambda k=key: self._switch_lesson(k), discover=False)
-            yield SystemCommand(f"Run lesson: {preset.title}",
+            yield SystemCommand(f"Run lesson: {escape(preset.title)}",
                                 f"{len(preset.variants)} variants × {preset.repeats} repeats",
                                 lambda k=key: self._switch_lesson(k, run=True), discover=False)
         yield SystemCommand("Switch lesson: Custom run", "Your own toggles from the defaults",

@@ -408,7 +408,7 @@ def epoch_event(req: RunRequest, n: int) -> EpochEnd:
 
 
 def test_reporter_keeps_training_when_the_disk_is_full(tmp_path, monkeypatch):
-    from trainer.store import runstore as store_mod
+    from trainer.store import atomic as store_mod  # the atomic write lives there
 
     store, sent, req = RunStore(tmp_path), [], request()
     report = RunReporter(store, sent.append, req)

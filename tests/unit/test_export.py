@@ -10,7 +10,7 @@ import pytest
 
 from trainer.config import KEYS, RunConfig
 from trainer.events import EpochEnd, RunFailed, RunFinished, RunStarted
-from trainer.store import runstore as store_mod  # the atomic write lives there
+from trainer.store import atomic as store_mod  # the atomic write lives there
 from trainer.store.apply import apply_event
 from trainer.store.csvfile import ExportError, default_export_path
 from trainer.store.export import CSV_COLUMNS, record_row, write_csv

@@ -21,8 +21,8 @@ from trainer.events import (
     RunStarted,
     RunStopped,
 )
+from trainer.store import atomic as store_mod  # the atomic write lives there
 from trainer.store import liveness
-from trainer.store import runstore as store_mod
 from trainer.store.apply import apply_event, started_record, terminal_event
 from trainer.store.record import EpochRow, RunError, RunRecord, RunStatus
 from trainer.store.runstore import RunStore, StoreError

@@ -11,6 +11,7 @@ import asyncio
 import csv
 import functools
 import json
+import os
 import subprocess
 import sys
 import time
@@ -581,3 +582,47 @@ def test_store_files_are_json(tmp_path):
     rec = stored_run(store, build_requests(presets["init"], {}, repeats=1)[0], epochs=2)
     data = json.loads((tmp_path / f"{rec.run_id}.json").read_text())
     assert data["status"] == "finished" and len(data["history"]) == 2
+
+
+HOSTILE_LESSON = """title = "Evil [/] \\u001b]2;pwned\\u0007 lesson"
+summary = "[bold red]red[/] [link=http://x]link[/link] \\u001b[5mblink"
+lesson = "Text with [/] and \\u001b[2J in it."
+expect = "[b]"
+[[variants]]
+label = "off [/]"
+batch_norm = false
+[[variants]]
+label = "on \\u001b[5m"
+batch_norm = true
+"""
+
+
+@aio
+async def test_hostile_files_are_shown_literally_and_the_queue_survives(tmp_path):
+    lessons = tmp_path / "lessons"
+    lessons.mkdir()
+    (lessons / "evil.toml").write_text(HOSTILE_LESSON)
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    (runs / "oops.json").write_text('{"run_id":"x","status":"finished","config":{},'
+                                    '"summary":"oops"}')
+    os.mkfifo(runs / "fifo.json")
+    app = make_app(tmp_path, presets_dirs=[str(lessons)])
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: any("oops.json" in n and "summary" in n
+                                          for n in notes(app)), what="the store warning")
+        assert any("fifo.json" in n for n in notes(app))
+        app._switch_lesson("evil")
+        await pilot.pause()
+        head = plain(app.main.query_one("#lesson-head"))
+        assert "Evil [/] ␛]2;pwned␇ lesson" in head and "\x1b" not in head
+        await pilot.press("r")
+        await wait_for(pilot, lambda: statuses(app) == ["finished", "finished"], what="runs")
+        first = next(iter(app.session.records))
+        assert cell(app, first, "variant") == "off [/]"
+        await pilot.press("ctrl+p")
+        await pilot.press(*"evil")
+        await wait_for(pilot, lambda: palette_offers(app, "Evil [/]"), what="the palette")
+        await pilot.press("escape")
+        svg = app.export_screenshot()
+        assert "\x1b" not in svg and "pwned" in svg

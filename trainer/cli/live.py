@@ -18,7 +18,15 @@ from rich.progress import (
 from rich.text import Text
 
 from trainer import formats as fmt
-from trainer.events import EpochEnd, Notice, RunFailed, RunFinished, RunStarted, RunStopped
+from trainer.events import (
+    EpochEnd,
+    Notice,
+    RunDiverged,
+    RunFailed,
+    RunFinished,
+    RunStarted,
+    RunStopped,
+)
 from trainer.events import Progress as ProgressEvent
 from trainer.host.session import RunSession, Update
 from trainer.store.record import RunRecord
@@ -101,6 +109,9 @@ class LiveView:
                                          f" after {n} epoch{'s' * (n != 1)}"))
         elif isinstance(event, RunFailed):
             self._end(rec, Text.assemble(("failed", "red"), ": " + rec.error_line))
+        elif isinstance(event, RunDiverged):
+            self._end(rec, Text.assemble(("diverged", "magenta"),
+                                         ": " + rec.error_line.removeprefix("diverged ")))
 
     def _update(self, run_id: str, completed: int, info: str) -> None:
         if run_id in self.tasks:

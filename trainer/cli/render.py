@@ -23,7 +23,7 @@ from trainer.store.record import RunRecord, RunStatus
 
 STATUS_STYLES = {RunStatus.FINISHED: "green", RunStatus.FAILED: "red",
                  RunStatus.STOPPED: "yellow", RunStatus.CANCELLED: "dim",
-                 RunStatus.INTERRUPTED: "yellow"}
+                 RunStatus.INTERRUPTED: "yellow", RunStatus.DIVERGED: "magenta"}
 VERDICT_STYLES = {"agree": "green", "disagree": "red", "mixed": "yellow"}
 
 
@@ -86,8 +86,10 @@ def results_table(records: list[RunRecord], preset: Preset | None = None) -> Tab
     for rec in records:
         s = rec.summary
         status = Text(rec.status.value, style=STATUS_STYLES.get(rec.status, ""))
-        if rec.status is RunStatus.FAILED and rec.error_line:
+        if rec.status in (RunStatus.FAILED, RunStatus.DIVERGED) and rec.error_line:
             status.append(": " + rec.error_line)
+        if rec.save_error:
+            status.append(" (not saved)", style="bold yellow")
         best = (f"{fmt.pct(s.best_val_acc)} @{rec.best_epoch}"
                 if s.best_val_acc is not None and rec.best_epoch else "–")
         table.add_row(

@@ -127,10 +127,16 @@ def cmd_run(args: argparse.Namespace, make_trainer: MakeTrainer | None = None) -
             console.print(renderable)
     if any(r.status is RunStatus.FAILED for r in records) and not data_error:
         err.print(Text(f"details of failed runs: {log_path}"))
+    unsaved = [r for r in records if r.save_error]
+    if unsaved:
+        n = len(unsaved)
+        err.print(Text.assemble(("not saved:", "bold red"), f" {n} run{'s' * (n != 1)} of this "
+                                f"launch {'are' if n != 1 else 'is'} not (all) in the run store"
+                                f" — {unsaved[0].save_error}"))
     code = write_outputs(args, preset, shown, console, err)
     if interrupted:
         return EXIT_INTERRUPTED
-    if code or any(r.status is not RunStatus.FINISHED for r in records):
+    if code or unsaved or any(r.status is not RunStatus.FINISHED for r in records):
         return EXIT_FAILED
     return EXIT_OK
 

@@ -35,6 +35,7 @@ from trainer.events import (
     EpochEnd,
     Event,
     Progress,
+    RunDiverged,
     RunFinished,
     RunRequest,
     RunStarted,
@@ -50,6 +51,22 @@ ADAM_EPS = 1e-7  # Keras' Adam epsilon (PyTorch's default is 1e-8)
 
 class Stopped(Exception):
     """should_stop() said so: unwind to train(), which reports RunStopped."""
+
+
+class Diverged(Exception):
+    """The loss is no longer finite: unwind to train(), which reports RunDiverged."""
+
+    def __init__(self, epoch: int, loss: float) -> None:
+        super().__init__(f"loss {loss} in epoch {epoch}")
+        self.epoch, self.loss = epoch, loss
+
+
+def check_finite(epoch: int, *losses: float) -> None:
+    """Raise Diverged when a loss is NaN or infinite (checked where the host reads it anyway:
+    at each progress report and at the epoch's end, never with an extra sync)."""
+    for loss in losses:
+        if not math.isfinite(loss):
+            raise Diverged(epoch, loss)
 
 
 def train(request: RunRequest, raw: RawData, device: torch.device,
@@ -113,13 +130,16 @@ def train(request: RunRequest, raw: RawData, device: torch.device,
                 now = time.perf_counter()
                 if now - last_report >= PROGRESS_EVERY_S:  # the only host sync inside an epoch
                     last_report = now
+                    running = loss_sum.item() / hi
+                    check_finite(epoch, running)
                     emit(Progress(run_id=run_id, epoch=epoch, step=step, steps=len(bounds),
-                                  loss=loss_sum.item() / hi, acc=correct.item() / hi,
+                                  loss=running, acc=correct.item() / hi,
                                   images_per_s=hi / max(now - t0, 1e-9)))
             train_loss, train_acc = loss_sum.item() / seen, correct.item() / seen
             t_train = time.perf_counter() - t0
             val_loss, val_acc = evaluate(model, data.val_x, data.val_y, prep, cfg.loss, cuda,
                                          should_stop)
+            check_finite(epoch, train_loss, val_loss)
             lr = opt.param_groups[0]["lr"]
             is_best = best.update(epoch, val_loss, val_acc, model if cfg.keep_best else None)
             schedule_step(schedule, val_loss)
@@ -140,6 +160,9 @@ def train(request: RunRequest, raw: RawData, device: torch.device,
                                        should_stop)
     except Stopped:
         emit(RunStopped(run_id=run_id, epochs_done=epochs_done))
+        return
+    except Diverged as d:
+        emit(RunDiverged(run_id=run_id, epoch=d.epoch, epochs_done=epochs_done, loss=d.loss))
         return
     emit(RunFinished(
         run_id=run_id, test_loss=test_loss, test_acc=test_acc, best_epoch=best.epoch,

@@ -95,6 +95,7 @@ class RunReporter:
         self.record: RunRecord | None = None
         self.terminal = False  # a RunFinished/RunStopped/RunFailed went out
         self.store_warned = False
+        self.unsaved = False  # the last save failed: the file on disk is behind the record
 
     def emit(self, event: Event) -> None:
         event = plain_event(event)
@@ -117,13 +118,18 @@ class RunReporter:
             self.store.save(self.record)
         except StoreError as exc:
             log(exc.message)
+            self.unsaved = True
             if self.store_warned:
                 return None
             self.store_warned = True  # once per run: the UI should not drown in warnings
             notice = Notice(message=f"{exc.message} — training goes on, but this run may not "
-                            "be kept", level="warning", run_id=self.run_id)
+                            "be kept", level="warning", run_id=self.run_id, kind="unsaved")
             self.record = apply_event(self.record, notice)
             return notice
+        if self.unsaved:  # the disk has room again: this save holds every epoch so far
+            self.unsaved = False
+            return Notice(message=f"run {self.run_id} is saved again (every epoch so far)",
+                          level="info", run_id=self.run_id, kind="saved")
         return None
 
     def fail(self, kind: str, message: str, tb: str = "") -> None:

@@ -76,6 +76,7 @@ class RunSession:
         self.stopping: set[str] = set()
         self.device = ""  # of the latest run that started
         self.device_name = ""
+        self.order = 0  # bumped whenever a row is added, dropped or the rows are re-sorted
         self._queue_key: tuple[tuple[str, ...], str | None] = ((), None)
 
     # -- the queue, as the trainer has it -----------------------------------------------------
@@ -94,6 +95,7 @@ class RunSession:
         for request in ([current] if current else []) + pending:
             if request.run_id not in self.records:
                 self.records[request.run_id] = RunRecord.from_request(request)
+                self.order += 1
         key = (tuple(r.run_id for r in pending), current.run_id if current else None)
         changed, self._queue_key = key != self._queue_key, key
         return changed
@@ -104,6 +106,7 @@ class RunSession:
         for rec in records:
             self.records[rec.run_id] = rec
         self.records = dict(sorted(self.records.items(), key=lambda kv: _created(kv[1])))
+        self.order += 1
 
     def submit(self, requests: Iterable[RunRequest]) -> list[RunRequest]:
         """Queue runs on the trainer; their rows appear at once. Raises what the trainer
@@ -112,8 +115,9 @@ class RunSession:
         self.trainer.submit(batch)
         stamp = now_iso()
         for request in batch:
-            self.records.setdefault(request.run_id, RunRecord.from_request(request,
-                                                                           created=stamp))
+            if request.run_id not in self.records:
+                self.records[request.run_id] = RunRecord.from_request(request, created=stamp)
+                self.order += 1
         self.sync_queue()
         return batch
 
@@ -143,6 +147,7 @@ class RunSession:
                 self.records[req.run_id] = rec.with_changes(status=RunStatus.CANCELLED)
             else:
                 del self.records[req.run_id]
+                self.order += 1
 
     # -- events -------------------------------------------------------------------------------
     def apply(self, events: Iterable[Event]) -> Update:
@@ -170,6 +175,7 @@ class RunSession:
                     up.live.add(run_id)
                 continue
             if isinstance(ev, RunStarted):
+                self.order += run_id not in self.records
                 self.records[run_id] = apply_event(self.records.get(run_id), ev)
                 self.device, self.device_name = ev.device, ev.device_name
                 up.started.append(run_id)

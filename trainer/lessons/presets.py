@@ -8,12 +8,15 @@ the same key replaces an earlier one, so an instructor can override a built-in l
 
 Loading never raises for a bad file: each problem becomes a `PresetProblem` naming the file,
 the line (when it can be found) and what is allowed, and the other presets still load.
-Torch-free: the TUI imports this.
+Lesson files are shared between people, so they are read as untrusted: a size bound, only
+regular files, nesting and non-finite numbers refused, and every text made safe to show
+(`trainer.text.clean`) before it enters the program. Torch-free: the TUI imports this.
 """
 
 from __future__ import annotations
 
 import difflib
+import math
 import re
 import tomllib
 from collections.abc import Iterable
@@ -23,9 +26,12 @@ from typing import Any
 from presets import BUILTIN_DIR
 from trainer import paths
 from trainer.config import KEYS, SCHEMA, ConfigError, RunConfig, allowed
+from trainer.files import FileRefused, read_bounded
 from trainer.lessons.metrics import METRICS
 from trainer.lessons.preset import CUSTOM, EXPECTS, Claim, Preset, PresetProblem, Variant
-from trainer.text import reflow
+from trainer.text import clean, reflow
+
+MAX_LESSON_BYTES = 256 * 1024  # the built-in lessons are 2–4 KB each
 
 TOP_KEYS = ("title", "summary", "lesson", "expect", "repeats", "base", "try_next", "variants",
             "claims", "order")
@@ -59,11 +65,15 @@ class _Lines:
 
     def __init__(self, text: str) -> None:
         self.lines = text.splitlines()
+        self._tables: dict[str, list[int]] = {}  # header → its lines, found in one pass
 
     def table(self, header: str, index: int) -> int | None:
         """1-based line of the `index`-th `[[header]]` (0-based index)."""
-        pattern = re.compile(r"^\s*\[\[\s*" + re.escape(header) + r"\s*\]\]")
-        hits = [i + 1 for i, line in enumerate(self.lines) if pattern.match(line)]
+        if header not in self._tables:
+            pattern = re.compile(r"^\s*\[\[\s*" + re.escape(header) + r"\s*\]\]")
+            self._tables[header] = [i + 1 for i, line in enumerate(self.lines)
+                                    if pattern.match(line)]
+        hits = self._tables[header]
         return hits[index] if index < len(hits) else None
 
     def base(self) -> int | None:
@@ -119,17 +129,22 @@ def _text(data: dict[str, Any], key: str, lines: _Lines, required: bool = False)
         raise _Bad(f"'{key}' must be a string", lines.key(key), key)
     if required and not value.strip():
         raise _Bad(f"missing '{key}' (a non-empty string)", None, key)
-    return reflow(value)
+    return clean(reflow(value))
 
 
 def _number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    """A finite number (NaN or ±inf in a lesson file is a typo, never a finding)."""
+    return (isinstance(value, int | float) and not isinstance(value, bool)
+            and math.isfinite(value))
 
 
 def _parse(path: Path, text: str) -> Preset:
     """Validate one lesson file's text; raise _Bad on the first problem."""
     try:
         data = tomllib.loads(text)
+    except RecursionError:
+        raise _Bad("values are nested too deeply (a lesson needs at most a list in a "
+                   "table)") from None
     except tomllib.TOMLDecodeError as err:
         msg = str(err)
         m = re.search(r"\(at line (\d+), column (\d+)\)", msg)
@@ -151,7 +166,7 @@ def _parse(path: Path, text: str) -> Preset:
                 hint = _suggest(name, TOP_KEYS)
             raise _Bad(f"unknown key '{name}'{hint}", lines.key(name, 1, r"^\s*\["), name)
 
-    title = _text(data, "title", lines, required=True)
+    title = clean(_text(data, "title", lines, required=True), single_line=True)
     summary = _text(data, "summary", lines)
     if "\n" in summary:
         raise _Bad("'summary' must be one line (it is shown in the lesson list)",
@@ -187,11 +202,12 @@ def _parse(path: Path, text: str) -> Preset:
         if not isinstance(label, str) or not label.strip():
             raise _Bad(f"{where}: missing `label = \"...\"` (the name shown for this variant)",
                        start, "label")
-        if label.strip() in {v.label for v in variants}:
+        label = clean(label.strip(), single_line=True)
+        if label in {v.label for v in variants}:
             raise _Bad(f"{where}: duplicate label (labels must be unique)",
                        lines.key("label", start), "label")
         changes = _check_settings(raw, where, lines, start, base_cfg, extra=("label",))
-        variants.append(Variant(label.strip(), changes))
+        variants.append(Variant(label, changes))
 
     claims = [_claim(raw, i, variants, lines) for i, raw in enumerate(_claim_list(data, lines))]
 
@@ -205,7 +221,7 @@ def _parse(path: Path, text: str) -> Preset:
         variants=variants,
         repeats=repeats,
         claims=claims,
-        try_next=[s.strip() for s in try_next],
+        try_next=[clean(s.strip(), single_line=True) for s in try_next],
         source=path,
         order=order,
     )
@@ -231,6 +247,8 @@ def _claim(raw: dict[str, Any], i: int, variants: list[Variant], lines: _Lines) 
                        line(name), name)
     labels = [v.label for v in variants]
     variant = raw.get("variant")
+    if isinstance(variant, str):
+        variant = clean(variant.strip(), single_line=True)
     if variant not in labels[1:]:
         if variant == labels[0]:
             msg = (f"variant '{variant}' is the baseline; a claim compares another variant "
@@ -257,8 +275,8 @@ def _claim(raw: dict[str, Any], i: int, variants: list[Variant], lines: _Lines) 
     if effect is not None:
         if (not isinstance(effect, list) or len(effect) != 2 or not all(map(_number, effect))
                 or effect[0] > effect[1]):
-            raise _Bad(f"{where}: effect must be [low, high] (two numbers, low ≤ high), "
-                       f"got {effect!r}", line("effect"), "effect")
+            raise _Bad(f"{where}: effect must be [low, high] (two finite numbers, low ≤ high),"
+                       f" got {effect!r}", line("effect"), "effect")
         effect = (float(effect[0]), float(effect[1]))
         # effect is signed (variant − baseline); catch the common slip of a positive range
         # for a "lower" claim (or the reverse), which would make every verdict disagree.
@@ -268,7 +286,7 @@ def _claim(raw: dict[str, Any], i: int, variants: list[Variant], lines: _Lines) 
                        f"it should be {sign}, got {list(effect)}", line("effect"), "effect")
     tolerance = raw.get("tolerance")
     if tolerance is not None and (not _number(tolerance) or tolerance < 0):
-        raise _Bad(f"{where}: tolerance must be a number ≥ 0, got {tolerance!r}",
+        raise _Bad(f"{where}: tolerance must be a finite number ≥ 0, got {tolerance!r}",
                    line("tolerance"), "tolerance")
     if expect == "similar" and tolerance is None:
         raise _Bad(f"{where}: expect = \"similar\" needs a tolerance (the largest difference "
@@ -280,9 +298,11 @@ def _claim(raw: dict[str, Any], i: int, variants: list[Variant], lines: _Lines) 
 def load_preset_file(path: Path) -> Preset | PresetProblem:
     """One lesson file → a Preset, or the problem that keeps it from loading."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_bounded(path, MAX_LESSON_BYTES).decode("utf-8")
     except UnicodeDecodeError:
         return PresetProblem(path, "not UTF-8 text")
+    except FileRefused as err:
+        return PresetProblem(path, f"cannot use it: {err}")
     except OSError as err:
         return PresetProblem(path, f"cannot read: {err.strerror or err}")
     try:
@@ -294,7 +314,7 @@ def load_preset_file(path: Path) -> Preset | PresetProblem:
 def _files(folder: Path) -> list[Path]:
     if folder.is_file():
         return [folder]
-    return sorted(p for p in folder.glob("*.toml") if p.is_file())
+    return sorted(folder.glob("*.toml"))  # each is checked when read (FIFOs, devices …)
 
 
 def load_presets(

@@ -109,6 +109,8 @@ class VariantStats:
     stopped: int
     metrics: dict[str, Summary]
     queued: int = 0  # known to a UI but not started yet
+    diverged: int = 0  # the loss became NaN/inf: left out of every mean, and said so
+    diverged_lrs: tuple[float, ...] = ()  # the learning rates of the diverged runs
 
     @property
     def n(self) -> int:
@@ -161,8 +163,13 @@ class LessonStats:
         return sum(v.stopped for v in self.variants)
 
     @property
+    def diverged(self) -> int:
+        return sum(v.diverged for v in self.variants)
+
+    @property
     def total(self) -> int:
-        return self.finished + self.running + self.queued + self.failed + self.stopped
+        return (self.finished + self.running + self.queued + self.failed + self.stopped
+                + self.diverged)
 
     @property
     def synthetic(self) -> bool:
@@ -223,6 +230,10 @@ def lesson_stats(preset: Any, records: Iterable[RunRecord]) -> LessonStats:
             stopped=sum(r.status.cut_short for r in rs),
             metrics={m: summarize(ms[m] for ms in finished.values()) for m in METRICS},
             queued=sum(r.status is RunStatus.QUEUED for r in rs),
+            diverged=sum(r.status is RunStatus.DIVERGED for r in rs),
+            diverged_lrs=tuple(sorted({float(r.config["lr"]) for r in rs
+                                       if r.status is RunStatus.DIVERGED
+                                       and isinstance(r.config.get("lr"), float)})),
         ))
 
     pairs: dict[str, dict[str, Paired]] = {}

@@ -24,6 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from trainer.formats import short_float
 from trainer.lessons.metrics import METRICS
 from trainer.lessons.report import (
     format_ci,
@@ -351,6 +352,14 @@ def _notes(stats: LessonStats, running: bool, pending_runs: int) -> list[str]:
     if stats.stopped:
         notes.append(f"{_plural(stats.stopped, 'run')} ended early (stopped or interrupted) "
                      f"and {'is' if stats.stopped == 1 else 'are'} left out.")
+    for v in stats.variants:
+        if v.diverged:
+            ended = v.finished + v.failed + v.stopped + v.diverged
+            lrs = " or ".join(short_float(lr) for lr in v.diverged_lrs)
+            at = f" at lr {lrs}" if lrs else ""
+            notes.append(f"{v.diverged} of {ended} {v.label} runs diverged{at} (the loss became "
+                         "NaN or infinite); they are left out of the means — that is a result "
+                         "in itself.")
     if stats.synthetic:
         notes.append("These runs used synthetic data; the course used CIFAR-10, so the size "
                      "of an effect can differ.")

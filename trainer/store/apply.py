@@ -18,11 +18,13 @@ from trainer.events import (
     EpochEnd,
     Event,
     Notice,
+    RunDiverged,
     RunFailed,
     RunFinished,
     RunStarted,
     RunStopped,
 )
+from trainer.formats import short_float
 from trainer.store.liveness import host_name
 from trainer.store.record import (
     EpochRow,
@@ -32,6 +34,7 @@ from trainer.store.record import (
     RunStatus,
     RunSummary,
 )
+from trainer.text import clean
 
 MAX_NOTICES = 20  # a record keeps the first warnings only; the log keeps everything
 
@@ -58,7 +61,7 @@ def started_record(started: RunStarted, base: RunRecord | None = None,
         updated=stamp, env=env, params=started.params,
         steps_per_epoch=started.steps_per_epoch, train_size=started.train_size,
         val_size=started.val_size, test_size=started.test_size,
-        dataset_note=started.dataset_note,
+        dataset_note=clean(started.dataset_note, single_line=True),
     )
 
 
@@ -100,7 +103,7 @@ def apply_event(record: RunRecord | None, event: Event) -> RunRecord:
     if record is None:
         record = RunRecord(run_id=run_id, config={}, status=RunStatus.RUNNING)
     if (run_id and run_id != record.run_id) or not isinstance(
-            event, EpochEnd | RunFinished | RunStopped | RunFailed | Notice):
+            event, EpochEnd | RunFinished | RunStopped | RunDiverged | RunFailed | Notice):
         return record
     stamp = now_iso()
     if isinstance(event, EpochEnd):
@@ -124,15 +127,33 @@ def apply_event(record: RunRecord | None, event: Event) -> RunRecord:
         return record.with_changes(
             status=RunStatus.STOPPED, updated=stamp,
             summary=_replace(record.summary, epochs_done=event.epochs_done))
+    if isinstance(event, RunDiverged):
+        return record.with_changes(
+            status=RunStatus.DIVERGED, updated=stamp,
+            summary=_replace(record.summary, epochs_done=event.epochs_done),
+            error=RunError(kind="diverged", message=diverged_message(event, record)))
     if isinstance(event, RunFailed):
         return record.with_changes(
             status=RunStatus.FAILED, updated=stamp,
-            error=RunError(kind=event.kind, message=event.message, traceback=event.traceback))
+            error=RunError(kind=event.kind, message=clean(event.message),
+                           traceback=clean(event.traceback)))
     # A Notice: warnings and errors stay with the run they concern.
-    if event.level not in ("warning", "error") or event.message in record.notices or len(
-            record.notices) >= MAX_NOTICES:
+    if event.kind == "saved":
+        return record.with_changes(save_error="")
+    if event.kind == "unsaved":
+        record = record.with_changes(save_error=clean(event.message, single_line=True))
+    message = clean(event.message, single_line=True)
+    if (event.level not in ("warning", "error") or message in record.notices
+            or len(record.notices) >= MAX_NOTICES):
         return record
-    return record.with_changes(notices=(*record.notices, event.message), updated=stamp)
+    return record.with_changes(notices=(*record.notices, message), updated=stamp)
+
+
+def diverged_message(event: RunDiverged, record: RunRecord) -> str:
+    """'diverged in epoch 3: the loss became nan (lr 0.01)'."""
+    lr = record.config.get("lr")
+    at = f" (lr {short_float(lr)})" if isinstance(lr, float) else ""
+    return f"diverged in epoch {event.epoch}: the loss became {event.loss}{at}"
 
 
 def terminal_event(record: RunRecord) -> Event | None:
@@ -154,6 +175,9 @@ def terminal_event(record: RunRecord) -> Event | None:
                 images_per_s=float(images_per_s or 0.0), early_stopped=s.early_stopped)
     if record.status is RunStatus.STOPPED:
         return RunStopped(run_id=record.run_id, epochs_done=record.epochs_done)
+    if record.status is RunStatus.DIVERGED:
+        return RunDiverged(run_id=record.run_id, epoch=record.epochs_done + 1,
+                           epochs_done=record.epochs_done, loss=math.nan)
     if record.status is RunStatus.FAILED:
         err = record.error or RunError("error", "failed")
         return RunFailed(run_id=record.run_id, kind=err.kind, message=err.message,

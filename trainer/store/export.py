@@ -50,7 +50,7 @@ def record_row(record: RunRecord) -> dict[str, str]:
         "group": record.group, "created": record.created,
         # One line: the first line is the reason; the rest (fix-it text) stays in the store.
         "error": " ".join(record.error_line.split()) or None,
-        "best_epoch": s.best_epoch, "best_val_acc": s.best_val_acc,
+        "best_epoch": record.best_epoch, "best_val_acc": s.best_val_acc,
         "best_val_loss": s.best_val_loss, "test_acc": s.test_acc, "test_loss": s.test_loss,
         "train_seconds": s.train_seconds, "images_per_s": s.images_per_s,
     }

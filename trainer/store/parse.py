@@ -27,6 +27,7 @@ from trainer.text import clean
 MAX_ID_LENGTH = 200
 MAX_TEXT = 20_000  # longer text fields are cut (a traceback, a fix-it message)
 MAX_HISTORY = 100_000  # epochs; a real run has at most a few thousand
+MAX_INT = 2**53  # counts, sizes, pids: far above any real one, and exact as a JSON number
 
 
 class RecordError(ValueError):
@@ -57,8 +58,8 @@ def _int(doc: Mapping[str, Any], key: str, where: str = "", *, default: int | No
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
         raise RecordError(where + key, f"must be a whole number, got {_kind(value)}")
-    if value < lo:
-        raise RecordError(where + key, f"must be at least {lo}, got {value}")
+    if not lo <= value <= MAX_INT:
+        raise RecordError(where + key, f"must be a whole number from {lo} to {MAX_INT:,}")
     return value
 
 
@@ -101,8 +102,9 @@ def _kind(value: Any) -> str:
     names = {dict: "an object", list: "a list", str: "text", bool: "true/false",
              int: "a number", float: "a number", type(None): "null"}
     shown = names.get(type(value), type(value).__name__)
-    if isinstance(value, str | int | float) and not isinstance(value, bool):
-        text = repr(value)
+    if isinstance(value, str | float) or (isinstance(value, int) and not isinstance(value, bool)
+                                         and abs(value) < 10**30):
+        text = repr(value[:41] if isinstance(value, str) else value)
         if len(text) <= 40:
             shown += f" {clean(text, single_line=True)}"
     return shown

@@ -31,6 +31,7 @@ class RunStatus(StrEnum):
     FAILED = "failed"
     STOPPED = "stopped"
     INTERRUPTED = "interrupted"
+    DIVERGED = "diverged"  # the loss became NaN/inf: a result (of a too-high lr …), not a success
     CANCELLED = "cancelled"
 
     @property
@@ -79,6 +80,7 @@ class RunError:
     """Why a run failed (or was interrupted); `message` may hold a multi-line fix-it text."""
 
     kind: str  # "error" | "out_of_memory" | "data" | "config" | "worker_died" | "interrupted"
+    # | "diverged"
     message: str
     traceback: str = ""
 
@@ -124,6 +126,8 @@ class RunRecord:
     summary: RunSummary = field(default_factory=RunSummary)
     error: RunError | None = None
     notices: tuple[str, ...] = ()  # warnings met during the run (store I/O, data)
+    # Why the run's file on disk is behind what a client saw (never itself written to disk).
+    save_error: str = ""
 
     # -- derived -------------------------------------------------------------------------
     @property

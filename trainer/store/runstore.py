@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import stat
 import time
 from pathlib import Path
 
 from trainer import paths
+from trainer.files import read_bounded
 from trainer.store.apply import interrupted, now_iso
 from trainer.store.atomic import atomic_write
 from trainer.store.liveness import writer_gone
@@ -136,33 +135,9 @@ class RunStore:
         return True
 
 
-def read_bounded(path: Path, limit: int = MAX_RECORD_BYTES) -> bytes:
-    """The bytes of a regular file of at most `limit` bytes.
-
-    Opened without blocking (a FIFO would wait for a writer forever) and checked with fstat
-    after opening, so a symlink to /dev/zero or a device is refused, not read without end.
-    """
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise ValueError("not a regular file")
-        if info.st_size > limit:
-            raise ValueError(f"{info.st_size:,} bytes is too large (at most {limit:,})")
-        chunks, size = [], 0
-        while chunk := os.read(fd, 1 << 20):
-            size += len(chunk)
-            if size > limit:  # grew while we read it
-                raise ValueError(f"larger than {limit:,} bytes")
-            chunks.append(chunk)
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
-
-
 def read_record(path: Path) -> RunRecord:
     """Read, decode and check one record file; ValueError (or OSError) says what is wrong."""
-    data = read_bounded(path)
+    data = read_bounded(path, MAX_RECORD_BYTES)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:

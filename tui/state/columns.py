@@ -21,6 +21,7 @@ from tui.state.runs import STATUS_ICONS, RunsView
 STATUS_STYLES = {
     "queued": "dim", "running": "bold", "stopping": "bold yellow", "finished": "green",
     "failed": "bold red", "stopped": "yellow", "interrupted": "yellow",
+    "diverged": "bold magenta", "cancelled": "dim",
 }
 
 
@@ -50,7 +51,7 @@ def status_text(rec: RunRecord, state: RunsView, width: int = 44) -> Text:
     status = state.session.status_label(rec.run_id)
     text = Text()
     text.append(f"{STATUS_ICONS.get(status, '?')} {status}", STATUS_STYLES.get(status, ""))
-    if rec.status is RunStatus.FAILED and rec.error_line:
+    if rec.status in (RunStatus.FAILED, RunStatus.DIVERGED) and rec.error_line:
         reason = rec.error_line
         room = width - len(text) - 2
         if len(reason) > room:
@@ -58,6 +59,8 @@ def status_text(rec: RunRecord, state: RunsView, width: int = 44) -> Text:
         text.append(": " + reason)
     elif rec.status is RunStatus.FINISHED and rec.summary.early_stopped:
         text.append(" (early stop)", "dim")
+    if rec.save_error:
+        text.append(" ⚠ not saved", "bold yellow")
     return text
 
 

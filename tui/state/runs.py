@@ -19,7 +19,7 @@ from tui.state.curves import CURVE_KEYS, Series, VariantCurves, live_point
 
 STATUS_ICONS = {
     "queued": "◌", "running": "▶", "stopping": "■", "finished": "✓", "failed": "✗",
-    "stopped": "■", "interrupted": "⚠", "cancelled": "–",
+    "stopped": "■", "interrupted": "⚠", "cancelled": "–", "diverged": "↯",
 }
 
 
@@ -37,6 +37,8 @@ class RunsView:
         self.dirty_live = False  # only live points moved (charts redraw those ~1/s)
         self.dirty_bar = True
         self.order_changed = True
+        self._positions: dict[str, int] = {}
+        self._positions_of = -1  # the session's `order` they were made for
 
     # -- changes ---------------------------------------------------------------------------
     def load(self, records: Iterable[RunRecord]) -> None:
@@ -111,11 +113,11 @@ class RunsView:
 
     # -- queries -----------------------------------------------------------------------------
     def index(self, run_id: str) -> int:
-        """1-based position in creation order (the table's '#')."""
-        for i, key in enumerate(self.session.records, 1):
-            if key == run_id:
-                return i
-        return 0
+        """1-based position in creation order (the table's '#'); O(1), it runs per cell."""
+        if self.session.order != self._positions_of:
+            self._positions = {r: i for i, r in enumerate(self.session.records, 1)}
+            self._positions_of = self.session.order
+        return self._positions.get(run_id, 0)
 
     def variant_order(self, group: str | None) -> list[str]:
         return self.session.variant_order(group, self.presets)

@@ -260,12 +260,14 @@ class RunDetail(Static):
         except ConfigError:  # settings of another version that no longer combine: skip them
             pass
         err = rec.error
-        if err is not None and err.message and rec.status in (RunStatus.FAILED,
-                                                               RunStatus.INTERRUPTED):
+        if err is not None and err.message and rec.status in (
+                RunStatus.FAILED, RunStatus.INTERRUPTED, RunStatus.DIVERGED):
             status = rec.status.value
             text = Text(no_wrap=True, overflow="ellipsis")
             text.append(f"#{state.index(rec.run_id)} {rec.variant}: ", "bold")
             text.append(status + (f" ({err.kind})" if err.kind != status else "") + ": ",
                         "bold red" if rec.status is RunStatus.FAILED else "bold yellow")
             text.append(err.line)
+        if rec.save_error:
+            text.append(f"  ⚠ {rec.save_error}", "bold yellow")
         self.update(text)

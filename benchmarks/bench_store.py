@@ -1,0 +1,115 @@
+"""Run store at scale: load, export, the TUI's first frame, and sort/group/diff of the table.
+
+Generates N finished run records (30 epochs each, lessons of 2 variants × 3 repeats) in a
+temporary runs folder and prints, for each N:
+  load     RunStore.load() (parse and check every file)
+  export   `cnn-tui export` as a subprocess, start to exit
+  frame    the TUI (real TrainerProcess handle, no worker started) until the first frame
+  sort / group / diff   one `s`, `g`, `c` on the Runs tab, until the table is redrawn
+
+    python benchmarks/bench_store.py --sizes 0 200 2000 20000
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from trainer.config import RunConfig
+from trainer.events import WorkerSettings
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def make_records(folder: Path, n: int) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    cfg = RunConfig().to_dict()
+    for i in range(n):
+        group, k = divmod(i, 6)
+        variant = "BN on" if k % 2 else "BN off"
+        run_id = f"20260101-{i:06d}-abcdef"
+        history = [{"epoch": e, "train_loss": 2.0 / e, "train_acc": 0.3 + e / 100,
+                    "val_loss": 2.1 / e, "val_acc": 0.3 + e / 110, "lr": 0.001,
+                    "seconds": 3.0, "is_best": True, "lr_dropped": False}
+                   for e in range(1, 31)]
+        doc = {"schema": 1, "run_id": run_id, "group": f"g-{group}", "preset": "batch_norm",
+               "variant": variant, "repeat": k // 2,
+               "config": {**cfg, "batch_norm": bool(k % 2), "seed": k // 2},
+               "status": "finished", "created": f"2026-01-01T00:{i // 60 % 60:02d}:{i % 60:02d}",
+               "updated": "2026-01-01T01:00:00", "env": {"device": "cpu"}, "params": 900_000,
+               "history": history,
+               "summary": {"test_acc": 0.6 + (i % 7) / 100, "test_loss": 1.0, "best_epoch": 30,
+                           "best_val_acc": 0.57, "best_val_loss": 0.07, "epochs_done": 30,
+                           "train_seconds": 90.0, "images_per_s": 1000.0},
+               "error": None}
+        (folder / f"{run_id}.json").write_text(json.dumps(doc))
+
+
+def time_load(folder: Path) -> float:
+    from trainer.store.runstore import RunStore
+
+    t0 = time.perf_counter()
+    RunStore(folder).load()
+    return time.perf_counter() - t0
+
+
+def time_export(folder: Path, out: Path) -> float:
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "trainer", "export", "--runs-dir", str(folder),
+                    "--csv", str(out)], check=False, capture_output=True, cwd=REPO)
+    return time.perf_counter() - t0
+
+
+async def time_tui(folder: Path) -> dict[str, float]:
+    from trainer.host.process import TrainerProcess
+    from tui.app import CnnTuiApp, StartOptions
+    from tui.widgets.results import ResultsTable
+
+    trainer = TrainerProcess(WorkerSettings(runs_dir=str(folder)))
+    t0 = time.perf_counter()
+    app = CnnTuiApp(trainer, StartOptions(runs_dir=folder, prestart=False, check_data=False,
+                                          blink=False))
+    out: dict[str, float] = {}
+    async with app.run_test(size=(160, 50)) as pilot:
+        await pilot.pause()
+        out["frame"] = time.perf_counter() - t0
+        await pilot.press("3")
+        await pilot.pause()
+        table = app.main.query_one(ResultsTable)
+        for key, name in (("s", "sort"), ("g", "group"), ("c", "diff")):
+            t0 = time.perf_counter()
+            await pilot.press(key)
+            await pilot.pause()
+            out[name] = time.perf_counter() - t0
+        assert table.row_count >= 0
+    trainer.shutdown()
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[0, 200, 2000, 20000])
+    args = parser.parse_args()
+    os.environ.setdefault("CNN_TUI_HOME", tempfile.mkdtemp(prefix="cnn-tui-bench-"))
+    print(f"{'N':>7} {'load s':>8} {'export s':>9} {'frame s':>8} {'sort s':>7} "
+          f"{'group s':>8} {'diff s':>7}")
+    for n in args.sizes:
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp) / "runs"
+            make_records(folder, n)
+            load = time_load(folder)
+            export = time_export(folder, Path(tmp) / "all.csv")
+            tui = asyncio.run(time_tui(folder))
+            print(f"{n:>7} {load:>8.2f} {export:>9.2f} {tui['frame']:>8.2f} {tui['sort']:>7.3f} "
+                  f"{tui['group']:>8.3f} {tui['diff']:>7.3f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
