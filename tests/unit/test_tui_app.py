@@ -21,6 +21,7 @@ import pytest
 from helpers import REPO, wait_for
 from helpers.fake_trainer import FakeTrainer, Script
 from rich.console import Group
+from textual.coordinate import Coordinate
 
 from trainer.events import EpochEnd, RunFinished
 from trainer.lessons.presets import load_presets
@@ -31,6 +32,7 @@ from trainer.store.runstore import RunStore
 from tui.app import CnnTuiApp, StartOptions
 from tui.screens.dialogs import ConfirmScreen, DataMissingScreen, ExportScreen
 from tui.screens.help import HelpScreen
+from tui.state.columns import sorted_ids
 from tui.widgets.charts import ChartLegend, CurveChart
 from tui.widgets.lessons import LessonView
 from tui.widgets.results import ResultsTable
@@ -328,7 +330,15 @@ async def test_history_is_loaded_with_curves_and_corrupt_file_named(tmp_path):
         variant = app.session.records[second].variant
         assert variant in plain(app.main.query_one("#run-detail"))
         await pilot.press("s")  # sort: test accuracy, best first
-        assert app.main.query_one(ResultsTable).sort_column == "test_acc"
+        table = app.main.query_one(ResultsTable)
+        assert table.sort_column == "test_acc"
+        for key, reverse in (("s", True), ("S", False)):  # moved in place, never rebuilt
+            if key == "S":
+                await pilot.press("S")
+            shown = [table.coordinate_to_cell_key(Coordinate(i, 0)).row_key.value
+                     for i in range(table.row_count)]
+            assert shown == sorted_ids(app.runs, "test_acc", reverse)
+            assert [r.key for r in table.rows_shown] == shown
 
 
 @aio

@@ -284,6 +284,17 @@ def variant_row(state: RunsView, group: str, label: str, runs: list[RunRecord], 
     return row, keys
 
 
+def plain_row(state: RunsView, columns: list[Column], run_id: str,
+              indent: bool = False) -> TableRow:
+    """One run's row (indented under its variant row in the grouped view)."""
+    rec = state.session.records[run_id]
+    cells = [col.cell(rec, state) for col in columns]
+    if indent:
+        i = [c.key for c in columns].index("variant")
+        cells[i] = Text(f"   rep {rec.repeat + 1}", style="dim")
+    return TableRow(run_id, cells, run_id)
+
+
 def table_rows(state: RunsView, columns: list[Column], sort_column: str, reverse: bool,
                grouped: bool = False, expanded: set[str] | frozenset[str] = frozenset()
                ) -> list[TableRow]:
@@ -293,12 +304,7 @@ def table_rows(state: RunsView, columns: list[Column], sort_column: str, reverse
     its mean), each followed by its runs (in repeat order) when expanded.
     """
     def run_row(run_id: str, indent: bool = False) -> TableRow:
-        rec = state.session.records[run_id]
-        cells = [col.cell(rec, state) for col in columns]
-        if indent:
-            i = [c.key for c in columns].index("variant")
-            cells[i] = Text(f"   rep {rec.repeat + 1}", style="dim")
-        return TableRow(run_id, cells, run_id)
+        return plain_row(state, columns, run_id, indent)
 
     if not grouped:
         return [run_row(r) for r in sorted_ids(state, sort_column, reverse)]

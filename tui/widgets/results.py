@@ -21,6 +21,8 @@ from tui.state.columns import (
     TableRow,
     best_val,
     columns_for,
+    plain_row,
+    sorted_ids,
     status_text,
     table_rows,
 )
@@ -70,9 +72,17 @@ class ResultsTable(DataTable[str | Text]):
 
     # -- drawing ----------------------------------------------------------------------------
     def sync(self, full: bool = False) -> None:
-        """Bring rows up to date: cells in place when the rows are the same, else rebuild."""
+        """Bring rows up to date: cells in place when the rows are the same, else rebuild.
+
+        One row per run (the usual view) is updated incrementally: only the runs that changed
+        are recomputed, and a new order moves rows instead of rebuilding the table, so a
+        store of thousands of runs re-sorts in a blink and a live run costs one row a tick.
+        """
         state = self.state
         columns = columns_for(state, self.diff_only)
+        if not (full or self.grouped) and [c.key for c in columns] == [
+                c.key for c in self._columns] and self._sync_runs(columns):
+            return
         rows = table_rows(state, columns, self.sort_column, self.sort_reverse, self.grouped,
                           self.expanded)
         same_columns = [c.key for c in columns] == [c.key for c in self._columns]
@@ -89,6 +99,30 @@ class ResultsTable(DataTable[str | Text]):
                     if _plain(value) != _plain(was) or str(value) != str(was):
                         self.update_cell(row.key, col.key, value, update_width=True)
         self.rows_shown = rows
+
+    def _sync_runs(self, columns: list[Column]) -> bool:
+        """The one-row-per-run view, in place; False when the set of runs changed."""
+        state = self.state
+        order = sorted_ids(state, self.sort_column, self.sort_reverse)
+        shown = {r.key: r for r in self.rows_shown}
+        if len(order) != len(shown) or any(r not in shown for r in order):
+            return False
+        for run_id in state.dirty_rows & shown.keys():
+            row, fresh = shown[run_id], plain_row(state, columns, run_id)
+            for col, value, was in zip(columns, fresh.cells, row.cells, strict=True):
+                if _plain(value) != _plain(was) or str(value) != str(was):
+                    self.update_cell(run_id, col.key, value, update_width=True)
+            row.cells = fresh.cells
+        if order != [r.key for r in self.rows_shown]:
+            position = {run_id: i for i, run_id in enumerate(order)}
+            keep = self.cursor_key()
+            with self.prevent(DataTable.RowHighlighted):
+                # Every column set ends with the run id: DataTable reorders by it, no re-measure.
+                self.sort("run_id", key=lambda cell: position[_plain(cell)])
+                if keep in position:
+                    self.move_cursor(row=position[keep], animate=False)
+            self.rows_shown = [shown[r] for r in order]
+        return True
 
     def _rebuild(self, columns: list[Column], rows: list[TableRow], new_columns: bool) -> None:
         keep = self.cursor_key()
