@@ -47,7 +47,6 @@ from tui.state.runs import RunsView
 from tui.state.toggles import ToggleState
 from tui.widgets.lessons import LessonView
 from tui.widgets.results import ResultsTable
-from tui.widgets.runbar import run_name
 from tui.widgets.toggles import ToggleForm
 
 TERMINAL_CHECK_S = 0.5  # how often the app checks that its terminal is still there
@@ -214,12 +213,12 @@ class CnnTuiApp(App):
             for run_id, status in update.ended:
                 if status is RunStatus.DIVERGED:
                     rec = session.records[run_id]
-                    self.notify(f"{run_name(rec)} {rec.error_line}", title="Run diverged",
+                    self.notify(f"{rec.name()} {rec.error_line}", title="Run diverged",
                                 severity="warning", markup=False, timeout=8)
                 if status is RunStatus.STOPPED:
                     rec = session.records[run_id]
                     done = rec.epochs_done
-                    self.notify(f"{run_name(rec)} stopped after {done} epoch"
+                    self.notify(f"{rec.name()} stopped after {done} epoch"
                                 f"{'s' * (done != 1)} (kept)", markup=False, timeout=4)
             if update.started or update.ended or update.queue_changed:
                 self.refresh_bindings()  # Stop / Cancel / Export may have become (un)available
@@ -253,7 +252,7 @@ class CnnTuiApp(App):
 
     def _failed(self, run_id: str, kind: str, message: str) -> None:
         rec = self.session.records.get(run_id)
-        name = run_name(rec) if rec else run_id
+        name = rec.name() if rec else run_id
         hint = " — the next run starts a fresh trainer" if kind == "worker_died" else ""
         self.notify(f"{name} failed: {first_line(message)}{hint}", title="Run failed",
                     severity="error", markup=False, timeout=10)
@@ -336,7 +335,7 @@ class CnnTuiApp(App):
             self.notify("Nothing is running", timeout=2)
             return
         rec = self.session.records.get(current.run_id)
-        self.notify(f"Stopping {run_name(rec) if rec else current.variant} at the end of "
+        self.notify(f"Stopping {rec.name() if rec else current.variant} at the end of "
                     "this batch (finished epochs are kept)", markup=False, timeout=3)
 
     def action_cancel_queue(self) -> None:
@@ -421,7 +420,7 @@ class CnnTuiApp(App):
         parts = []
         if running:
             rec = session.records[running[-1]]
-            parts.append(f"{run_name(rec)} is running (epoch {self.runs.epoch_text(running[-1])})")
+            parts.append(f"{rec.name()} is running (epoch {self.runs.epoch_text(running[-1])})")
         pending = session.pending
         if pending:
             parts.append(f"{len(pending)} runs are queued")

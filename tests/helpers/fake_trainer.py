@@ -130,6 +130,18 @@ class FakeTrainer:
         with self._lock:
             self._held = False
 
+    def hand_over(self) -> RunRequest:
+        """With `hold`: give the next waiting run to the (imaginary) worker and emit nothing,
+        as the real process does between dispatch and RunStarted; the test sends events."""
+        with self._lock:
+            self._current = self._pending.popleft()
+            return self._current
+
+    def release(self) -> None:
+        """With `hold`: the worker is done with the current run (the test sent its end)."""
+        with self._lock:
+            self._current = None
+
     def kill_worker(self) -> None:
         """Simulate SIGKILL of the worker: the current run fails as worker_died."""
         with self._lock:

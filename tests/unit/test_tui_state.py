@@ -162,58 +162,9 @@ def test_set_override_switches_dataset_everywhere(presets):
 # -- RunsView over a RunSession -------------------------------------------------------------
 
 
-class Queue:
-    """A trainer handle whose queue the test sets by hand (nothing trains)."""
-
-    def __init__(self) -> None:
-        self.waiting: list[RunRequest] = []
-        self.running: RunRequest | None = None
-        self.stops = 0
-
-    def submit(self, requests):
-        self.waiting.extend(requests)
-
-    def pending(self):
-        return list(self.waiting)
-
-    def current(self):
-        return self.running
-
-    def dispatch(self) -> RunRequest:
-        """The trainer hands the next waiting run to its worker."""
-        self.running = self.waiting.pop(0)
-        return self.running
-
-    def stop_current(self, force=False):
-        self.stops += 1
-        return self.running is not None
-
-    def cancel_queued(self):
-        dropped, self.waiting = self.waiting, []
-        return dropped
-
-    def cancel(self, run_ids):
-        ids = set(run_ids)
-        dropped = [r for r in self.waiting if r.run_id in ids]
-        self.waiting = [r for r in self.waiting if r.run_id not in ids]
-        return dropped
-
-    def resume(self):
-        pass
-
-    def poll(self, timeout=0.1, max_events=1000):
-        return []
-
-    def shutdown(self, timeout=3.0):
-        return []
-
-    @property
-    def busy(self):
-        return self.running is not None or bool(self.waiting)
-
-
-def view(presets) -> tuple[RunsView, Queue]:
-    q = Queue()
+def view(presets) -> tuple[RunsView, FakeTrainer]:
+    """A view over a trainer that never trains on its own: the test moves its queue."""
+    q = FakeTrainer(Script(hold=True))
     return RunsView(RunSession(q), presets), q
 
 
@@ -229,7 +180,7 @@ def test_queue_start_epoch_finish(presets):
     s.submit([a, b])
     assert [runs.status_label(r) for r in runs.records] == ["queued", "queued"]
     assert s.chart_group == a.group and s.order_changed
-    q.dispatch()
+    q.hand_over()
     up = s.apply([started(a), Progress(a.run_id, 1, 5, 10, 1.5, 0.4, 900.0)])
     assert up.started == [a.run_id] and runs.status_label(a.run_id) == "running"
     assert runs.progress[a.run_id].step == 5
@@ -237,7 +188,7 @@ def test_queue_start_epoch_finish(presets):
     assert s.eta(a.run_id) == pytest.approx(1.5 * 10 * 64 / 900.0)
     s.apply([Progress(a.run_id, 1, 9, 10, 1.4, 0.4, 900.0)])
     assert runs.progress[a.run_id].step == 9  # only the newest is kept
-    q.running = None
+    q.release()
     up = s.apply([epoch(a.run_id, 1), epoch(a.run_id, 2, 0.8), finished(a.run_id)])
     assert up.epochs and up.ended == [(a.run_id, RunStatus.FINISHED)]
     assert a.run_id not in runs.progress
@@ -264,11 +215,11 @@ def test_failure_stop_and_notice(presets):
     assert "more lines" not in status_text(runs.records[a.run_id], s).plain
 
     c, _ = lesson_requests(presets)
-    q.waiting = []
+    q.cancel_queued()
     s.submit([c])
-    q.dispatch()
+    q.hand_over()
     s.apply([started(c), epoch(c.run_id, 1)])
-    assert s.stop() == c and q.stops == 1
+    assert s.stop() == c and q.stop_requests == 1
     assert runs.status_label(c.run_id) == "stopping"
     s.apply([RunStopped(c.run_id, 1)])
     assert runs.status_label(c.run_id) == "stopped"
@@ -354,9 +305,9 @@ def test_queue_eta_uses_finished_runs(presets):
     s, q = view(presets)
     a, b = lesson_requests(presets)
     s.submit([a, b])
-    q.dispatch()
+    q.hand_over()
     s.apply([started(a), epoch(a.run_id, 1), epoch(a.run_id, 2), finished(a.run_id)])
-    q.running = None
+    q.release()
     assert s.queue_eta() == pytest.approx(4.0)
 
 

@@ -6,6 +6,8 @@ It only renders: the records, the queue and the data-failure policy live in the
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -20,6 +22,7 @@ from rich.text import Text
 from trainer import formats as fmt
 from trainer.events import (
     EpochEnd,
+    Event,
     Notice,
     RunDiverged,
     RunFailed,
@@ -28,15 +31,8 @@ from trainer.events import (
     RunStopped,
 )
 from trainer.events import Progress as ProgressEvent
-from trainer.host.session import RunSession, Update
+from trainer.host.session import RunSession
 from trainer.store.record import RunRecord
-
-
-def run_name(rec: RunRecord) -> str:
-    """'BN on #2/3' (the repeat only when the launch has several)."""
-    n = rec.config.get("repeats", 1)
-    rep = f" #{rec.repeat + 1}/{n}" if isinstance(n, int) and n > 1 else ""
-    return f"{rec.variant}{rep}"
 
 
 class LiveView:
@@ -64,8 +60,8 @@ class LiveView:
         n = len(run_ids)
         self.overall = self.progress.add_task("all runs", total=n, info=f"0/{n} done")
 
-    def show(self, update: Update, events: list) -> None:
-        """Render one batch (the events as they came, and what the session made of them)."""
+    def show(self, events: Sequence[Event]) -> None:
+        """Render one batch of events, after the session has folded them in."""
         for event in events:
             if isinstance(event, Notice):
                 self.notice(event.message, event.level)
@@ -81,7 +77,7 @@ class LiveView:
         if isinstance(event, RunStarted):
             steps = max(event.steps_per_epoch, 1)
             self.tasks[run_id] = self.progress.add_task(
-                run_name(rec), total=max(rec.epochs, 1) * steps,
+                rec.name(of_all=True), total=max(rec.epochs, 1) * steps,
                 info=f"starting on {event.device}")
             if event.dataset_note:
                 self.notice(event.dataset_note, "info")
@@ -95,7 +91,7 @@ class LiveView:
                          f"ep {event.epoch}/{rec.epochs} · val loss {fmt.num(event.val_loss)}"
                          f" · val acc {fmt.pct(event.val_acc)}")
             if not self.console.is_terminal:  # logs get one line per epoch instead of bars
-                line = Text(run_name(rec))
+                line = Text(rec.name(of_all=True))
                 line.append(f": epoch {event.epoch} train loss {fmt.num(event.train_loss)} acc "
                             f"{fmt.pct(event.train_acc)} · val loss {fmt.num(event.val_loss)} "
                             f"acc {fmt.pct(event.val_acc)} · {event.seconds:.1f} s")
@@ -129,12 +125,12 @@ class LiveView:
         self.ended.add(rec.run_id)
         task = self.tasks.get(rec.run_id)
         if task is None:  # failed before it started (data missing, worker died while loading)
-            task = self.progress.add_task(run_name(rec), total=1, info="")
+            task = self.progress.add_task(rec.name(of_all=True), total=1, info="")
         total = next((t.total for t in self.progress.tasks if t.id == task), None)
         self.progress.update(task, info=info.plain, completed=total if complete else None)
         self.progress.stop_task(task)
         if not self.console.is_terminal:
-            self.console.print(Text.assemble(run_name(rec), ": ", info))
+            self.console.print(Text.assemble(rec.name(of_all=True), ": ", info))
 
     def notice(self, message: str, level: str) -> None:
         if message in self.notices:

@@ -149,7 +149,7 @@ def pump(session: RunSession, live: LiveView, run_ids: list[str]) -> str | None:
     while not session.settled(run_ids):
         events = session.trainer.poll(0.2)
         update = session.apply(events)
-        live.show(update, events)
+        live.show(events)
         if update.data_failure is not None and data_error is None:
             data_error = update.data_failure.message
         if events:
@@ -161,7 +161,8 @@ def pump(session: RunSession, live: LiveView, run_ids: list[str]) -> str | None:
             if time.monotonic() - idle_since > LOST_EVENT_S:
                 lost = [RunFailed(r, "error", "no result from the trainer") for r in run_ids
                         if not session.records[r].terminal]
-                live.show(session.apply(lost), lost)
+                session.apply(lost)
+                live.show(lost)
     return data_error
 
 
@@ -173,7 +174,8 @@ def stop(session: RunSession, live: LiveView, run_ids: list[str]) -> None:
     try:
         while not session.settled(run_ids) and time.monotonic() < deadline:
             events = session.trainer.poll(0.2)
-            live.show(session.apply(events), events)
+            session.apply(events)
+            live.show(events)
             if not session.trainer.busy and not events:
                 break
     except KeyboardInterrupt:

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from trainer.engine.reporter import RunReporter, Saver, log
+from trainer.engine.reporter import RunReporter, log
 from trainer.events import EpochEnd, Event
 from trainer.store.record import RunRecord
-from trainer.store.runstore import RunStore, StoreError
+from trainer.store.runstore import StoreError
 
 FAULT_ENV = "CNN_TUI_FAULT"
 
@@ -49,7 +49,7 @@ class Fault:
             return None
         return cls(kind, int(epoch))
 
-    def wrap(self, report: RunReporter, torch: Any) -> Callable[[Event], None]:
+    def wrap(self, report: RunReporter, torch: Any, runs_dir: Path) -> Callable[[Event], None]:
         """report.emit, with the fault going off at the end of epoch `self.epoch`."""
         def emit(event: Event) -> None:
             if (not self.fired and isinstance(event, EpochEnd) and event.epoch >= self.epoch):
@@ -60,7 +60,7 @@ class Fault:
                     raise torch.OutOfMemoryError(
                         "CUDA out of memory. Tried to allocate 2.00 GiB "
                         f"(injected by {FAULT_ENV})")
-                report.store = _FullDisk(report.store)  # this save and every later one fail
+                report.store = _FullDisk(runs_dir)  # this save and every later one fail
             report.emit(event)
         return emit
 
@@ -68,8 +68,8 @@ class Fault:
 class _FullDisk:
     """The run store as a full disk leaves it: every save fails, earlier files stay intact."""
 
-    def __init__(self, store: Saver) -> None:
-        self.dir = store.dir if isinstance(store, RunStore) else Path(".")
+    def __init__(self, runs_dir: Path) -> None:
+        self.dir = runs_dir
 
     def save(self, record: RunRecord) -> Path:
         target = self.dir / f"{record.run_id}.json"

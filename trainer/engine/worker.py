@@ -21,6 +21,7 @@ import signal
 import sys
 import threading
 import traceback
+from collections.abc import Callable
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
@@ -217,7 +218,9 @@ class _Worker:
             device = self.resolve_device()
             raw = self.raw_data(cfg, report)
             loaded = True
-            emit = report.emit if self.fault is None else self.fault.wrap(report, self.torch)
+            emit: Callable[[Event], None] = report.emit
+            if self.fault is not None:
+                emit = self.fault.wrap(report, self.torch, self.store.dir)
             self.loop.train(request, raw, device, emit, self.should_stop)
         except _DeviceError as exc:
             failure = ("config", str(exc), "")

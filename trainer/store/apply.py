@@ -83,10 +83,6 @@ def _epoch_summary(history: tuple[EpochRow, ...], summary: RunSummary) -> RunSum
     if best is not None:
         changes.update(best_epoch=best.epoch, best_val_loss=best.val_loss,
                        best_val_acc=best.val_acc)
-    return _replace(summary, **changes)
-
-
-def _replace(summary: RunSummary, **changes: Any) -> RunSummary:
     return dataclasses.replace(summary, **changes)
 
 
@@ -126,11 +122,11 @@ def apply_event(record: RunRecord | None, event: Event) -> RunRecord:
     if isinstance(event, RunStopped):
         return record.with_changes(
             status=RunStatus.STOPPED, updated=stamp,
-            summary=_replace(record.summary, epochs_done=event.epochs_done))
+            summary=dataclasses.replace(record.summary, epochs_done=event.epochs_done))
     if isinstance(event, RunDiverged):
         return record.with_changes(
             status=RunStatus.DIVERGED, updated=stamp,
-            summary=_replace(record.summary, epochs_done=event.epochs_done),
+            summary=dataclasses.replace(record.summary, epochs_done=event.epochs_done),
             error=RunError(kind="diverged", message=diverged_message(event, record)))
     if isinstance(event, RunFailed):
         return record.with_changes(
@@ -191,5 +187,5 @@ def interrupted(record: RunRecord, message: str = "") -> RunRecord:
     reason = message or f"the trainer stopped before this run ended ({done} epochs kept)"
     return record.with_changes(
         status=RunStatus.INTERRUPTED, updated=now_iso(),
-        summary=_replace(record.summary, epochs_done=done),
+        summary=dataclasses.replace(record.summary, epochs_done=done),
         error=RunError(kind="interrupted", message=reason))

@@ -21,10 +21,10 @@ from trainer.store.record import (
     RunRecord,
     RunStatus,
     RunSummary,
+    safe_run_id,
 )
 from trainer.text import clean
 
-MAX_ID_LENGTH = 200
 MAX_TEXT = 20_000  # longer text fields are cut (a traceback, a fix-it message)
 MAX_HISTORY = 100_000  # epochs; a real run has at most a few thousand
 MAX_INT = 2**53  # counts, sizes, pids: far above any real one, and exact as a JSON number
@@ -114,8 +114,7 @@ def _run_id(doc: Mapping[str, Any]) -> str:
     value = doc.get("run_id")
     if not isinstance(value, str) or not value:
         raise RecordError("run_id", f"must be non-empty text, got {_kind(value)}")
-    if (len(value) > MAX_ID_LENGTH or value.startswith(".") or "/" in value or "\\" in value
-            or clean(value) != value):
+    if not safe_run_id(value):
         raise RecordError("run_id", "must be a plain file-name-safe id (no '/', no leading '.',"
                           " no control characters)")
     return value

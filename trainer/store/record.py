@@ -16,9 +16,19 @@ from enum import StrEnum
 from typing import Any
 
 from trainer.events import RunRequest
-from trainer.text import first_line
+from trainer.text import clean, first_line
 
 SCHEMA_VERSION = 1
+
+
+MAX_ID_LENGTH = 200
+
+
+def safe_run_id(run_id: str) -> bool:
+    """Whether `run_id` can name a file in the runs folder: non-empty, at most 200 characters,
+    no path separator, no leading '.', no control characters."""
+    return (0 < len(run_id) <= MAX_ID_LENGTH and not run_id.startswith(".")
+            and "/" not in run_id and "\\" not in run_id and clean(run_id) == run_id)
 
 
 class RunStatus(StrEnum):
@@ -162,6 +172,14 @@ class RunRecord:
     @property
     def error_line(self) -> str:
         return self.error.line if self.error is not None else ""
+
+    def name(self, of_all: bool = False) -> str:
+        """'BN on #2' (with `of_all`: 'BN on #2/3'); the repeat only when the launch has
+        several."""
+        n = self.config.get("repeats", 1)
+        if not isinstance(n, int) or n <= 1:
+            return self.variant
+        return f"{self.variant} #{self.repeat + 1}" + (f"/{n}" if of_all else "")
 
     def with_changes(self, **changes: Any) -> RunRecord:
         return dataclasses.replace(self, **changes)

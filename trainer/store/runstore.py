@@ -24,7 +24,7 @@ from trainer.store.apply import interrupted, now_iso
 from trainer.store.atomic import atomic_write
 from trainer.store.liveness import writer_gone
 from trainer.store.parse import parse_record
-from trainer.store.record import RunError, RunRecord, RunStatus
+from trainer.store.record import RunError, RunRecord, RunStatus, safe_run_id
 from trainer.text import clean
 
 MAX_RECORD_BYTES = 16 * 1024 * 1024  # a 30-epoch record is ~10 KB; anything this big is not one
@@ -53,7 +53,7 @@ class RunStore:
         """Replace the run's file atomically; on failure the old file stays and StoreError says
         why (the temp file is removed, so a full disk does not fill up further)."""
         run_id = record.run_id
-        if not run_id or "/" in run_id or run_id.startswith(".") or clean(run_id) != run_id:
+        if not safe_run_id(run_id):
             raise StoreError(f"cannot save a run with id {clean(repr(run_id))}")
         target = self.path(run_id)
         try:

@@ -10,7 +10,6 @@ from textual.widgets import Label, ProgressBar
 
 from trainer import formats as fmt
 from trainer.host.session import STOPPING
-from trainer.store.record import RunRecord
 from tui.state.runs import RunsView
 
 
@@ -18,12 +17,6 @@ def show(label: Label, text: Text) -> None:
     """Update only on change: every update re-lays out the screen."""
     if label.content != text:
         label.update(text)
-
-
-def run_name(rec: RunRecord) -> str:
-    n = rec.config.get("repeats", 1)
-    rep = f" #{rec.repeat + 1}" if isinstance(n, int) and n > 1 else ""
-    return f"{rec.variant}{rep}"
 
 
 class RunBar(Widget):
@@ -56,7 +49,7 @@ class RunBar(Widget):
             stopping = session.status_label(run_id) == STOPPING
             name = Text()
             name.append("■ stopping " if stopping else "▶ ", "bold")
-            name.append(run_name(rec), "bold")
+            name.append(rec.name(), "bold")
             group = session.group_runs(rec.group)
             if len(group) > 1:
                 name.append(f" ({[r.run_id for r in group].index(run_id) + 1}/{len(group)})",
@@ -89,7 +82,7 @@ class RunBar(Widget):
             text.append(f"queue {len(pending)}", "bold")
             if eta:
                 text.append(f" (≈{fmt.duration(eta)} in all)", "dim")
-            text.append(": " + ", ".join(run_name(r) for r in pending[:6]))
+            text.append(": " + ", ".join(r.name() for r in pending[:6]))
             if len(pending) > 6:
                 text.append(f", … {len(pending) - 6} more")
             text.append("  · X cancels", "dim")
