@@ -27,7 +27,7 @@ from multiprocessing import resource_tracker
 from pathlib import Path
 
 import pytest
-from helpers import REPO, tiny
+from helpers import REPO, tiny, wait_for, wait_until
 from helpers.fake_trainer import FakeTrainer
 
 from trainer.engine.faults import FAULT_ENV
@@ -103,16 +103,6 @@ def gone_within(pid: int, seconds: float) -> bool:
         time.sleep(0.05)
     return True
 
-
-def wait_until(condition, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 def records(runs: Path) -> dict[str, RunRecord]:
@@ -233,20 +223,16 @@ def real_app(tmp_path: Path, epochs: int, train_subset: int
 async def _killed_worker_scenario(tmp_path: Path) -> None:
     app, trainer, runs = real_app(tmp_path, epochs=500, train_subset=256)
     async with app.run_test(size=(120, 40)) as pilot:
-        async def until(condition, timeout, what):
-            deadline = time.monotonic() + timeout
-            while not condition():
-                assert time.monotonic() < deadline, f"timed out waiting for {what}"
-                await pilot.pause(0.05)
-
         await pilot.press("t")  # the current toggles as one run
-        await until(lambda: any(r.history for r in app.session.records.values()), SLOW,
-                    "a first epoch")
+        session = app.session
+        await wait_for(pilot, lambda: any(r.history for r in session.records.values()), SLOW,
+                       "a first epoch")
         (run_id,) = app.session.records
         first_pid = trainer.worker_pid
         os.kill(first_pid, signal.SIGKILL)
         t0 = time.monotonic()
-        await until(lambda: app.session.status_label(run_id) == "failed", 10, "the failure")
+        status = app.session.status_label
+        await wait_for(pilot, lambda: status(run_id) == "failed", 10, "the failure")
         assert time.monotonic() - t0 < 2.0
         table = app.main.query_one(ResultsTable)
 
@@ -254,19 +240,19 @@ async def _killed_worker_scenario(tmp_path: Path) -> None:
             status = table.get_cell(run_id, "status")
             return getattr(status, "plain", str(status))
 
-        await until(lambda: "failed" in shown(), 2, "the table to show the failure")
+        await wait_for(pilot, lambda: "failed" in shown(), 2, "the table to show the failure")
         rec = RunStore(runs).get(run_id)
         assert rec.status == "failed" and rec.error.kind == "worker_died"
         assert "SIGKILL" in rec.error.message and len(rec.history) >= 1
 
         await pilot.press("t")  # the next run gets a fresh worker
-        await until(lambda: len(app.session.records) == 2 and trainer.worker_pid, SLOW,
+        await wait_for(pilot, lambda: len(app.session.records) == 2 and trainer.worker_pid, SLOW,
                     "a second run")
         assert trainer.worker_pid != first_pid
         second = next(r for r in app.session.records if r != run_id)
-        await until(lambda: app.session.status_label(second) == "running", SLOW, "the second run")
+        await wait_for(pilot, lambda: status(second) == "running", SLOW, "the second run")
         await pilot.press("x")
-        await until(lambda: app.session.status_label(second) == "stopped", 30, "stop")
+        await wait_for(pilot, lambda: status(second) == "stopped", 30, "stop")
     trainer.shutdown()
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from trainer.config import RunConfig
+
+T = TypeVar("T")
 
 REPO = Path(__file__).resolve().parents[2]
 """The repository root (the checkout under test)."""
@@ -34,11 +36,13 @@ async def wait_for(pilot: Any, condition: Callable[[], object], timeout: float =
         await pilot.pause(0.05)
 
 
-def wait_until(condition: Callable[[], bool], timeout: float = 10.0,
-               what: str = "condition", step: float = 0.02) -> None:
-    """Poll `condition` until it holds; fail with `what` after `timeout` s (no fixed sleeps)."""
+def wait_until(condition: Callable[[], T], timeout: float = 10.0,
+               what: str = "condition", step: float = 0.02) -> T:
+    """Poll `condition` until it returns something truthy, and return that; fail with `what`
+    after `timeout` s (no fixed sleeps)."""
     deadline = time.monotonic() + timeout
-    while not condition():
+    while not (value := condition()):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(step)
+    return value

@@ -80,25 +80,27 @@ class ResultsTable(DataTable[str | Text]):
         """
         state = self.state
         columns = columns_for(state, self.diff_only)
-        if not (full or self.grouped) and [c.key for c in columns] == [
-                c.key for c in self._columns] and self._sync_runs(columns):
+        same_columns = [c.key for c in columns] == [c.key for c in self._columns]
+        if not (full or self.grouped) and same_columns and self._sync_runs(columns):
             return
         rows = table_rows(state, columns, self.sort_column, self.sort_reverse, self.grouped,
                           self.expanded)
-        same_columns = [c.key for c in columns] == [c.key for c in self._columns]
-        same_rows = [r.key for r in rows] == [r.key for r in self.rows_shown]
-        if full or not same_columns or not same_rows:
+        if full or not same_columns or [r.key for r in rows] != [r.key for r in self.rows_shown]:
             self._rebuild(columns, rows, new_columns=full or not same_columns)
             return
         dirty = state.dirty_rows
         old = {r.key: r for r in self.rows_shown}
         for row in rows:
             if row.key in dirty or any(r in dirty for r in row.runs):
-                before = old[row.key].cells
-                for col, value, was in zip(columns, row.cells, before, strict=True):
-                    if _plain(value) != _plain(was) or str(value) != str(was):
-                        self.update_cell(row.key, col.key, value, update_width=True)
+                self._update_cells(row.key, columns, row.cells, old[row.key].cells)
         self.rows_shown = rows
+
+    def _update_cells(self, key: str, columns: list[Column], cells: list[str | Text],
+                      before: list[str | Text]) -> None:
+        """Redraw only the cells of one row whose text or style changed."""
+        for col, value, was in zip(columns, cells, before, strict=True):
+            if _plain(value) != _plain(was) or str(value) != str(was):
+                self.update_cell(key, col.key, value, update_width=True)
 
     def _sync_runs(self, columns: list[Column]) -> bool:
         """The one-row-per-run view, in place; False when the set of runs changed."""
@@ -109,9 +111,7 @@ class ResultsTable(DataTable[str | Text]):
             return False
         for run_id in state.dirty_rows & shown.keys():
             row, fresh = shown[run_id], plain_row(state, columns, run_id)
-            for col, value, was in zip(columns, fresh.cells, row.cells, strict=True):
-                if _plain(value) != _plain(was) or str(value) != str(was):
-                    self.update_cell(run_id, col.key, value, update_width=True)
+            self._update_cells(run_id, columns, fresh.cells, row.cells)
             row.cells = fresh.cells
         if order != [r.key for r in self.rows_shown]:
             position = {run_id: i for i, run_id in enumerate(order)}
