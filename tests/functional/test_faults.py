@@ -237,7 +237,7 @@ async def _killed_worker_scenario(tmp_path: Path) -> None:
         table = app.main.query_one(ResultsTable)
 
         def shown() -> str:
-            status = table.get_cell(run_id, "status")
+            status = table.cell(run_id, "status")
             return getattr(status, "plain", str(status))
 
         await wait_for(pilot, lambda: "failed" in shown(), 2, "the table to show the failure")
@@ -380,8 +380,8 @@ async def _relaunch_shows(runs: Path) -> None:
         await pilot.pause(0.3)
         table = app.main.query_one(ResultsTable)
         assert table.row_count == 2
-        shown = sorted(str(getattr(table.get_cell(r, "status"), "plain",
-                                   table.get_cell(r, "status"))) for r in app.session.records)
+        shown = sorted(str(getattr(table.cell(r, "status"), "plain",
+                                   table.cell(r, "status"))) for r in app.session.records)
         assert any("finished" in s for s in shown) and any("interrupted" in s for s in shown)
 
 

@@ -102,6 +102,31 @@ def test_any_json_value_in_any_field_is_a_record_or_a_named_reason(field, value)
     record_row(rec)  # … and exported
 
 
+EPOCH_FIELDS = sorted(good_doc()["history"][0])
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(field=st.sampled_from(EPOCH_FIELDS), value=JSON)
+def test_any_value_in_an_epoch_row_is_checked_like_the_rest(field, value):
+    """Epoch rows have a fast path (a store holds tens of thousands): it must accept exactly
+    what the checked path accepts — a bool is no number, an epoch is a whole number ≥ 1."""
+    row = {**good_doc()["history"][0], field: value}
+    try:
+        rec = parse_record({**good_doc(), "history": [row]})
+    except RecordError as err:
+        assert err.field == f"history[0].{field}"
+        return
+    (kept,) = rec.history
+    got = getattr(kept, field)
+    if field in ("is_best", "lr_dropped"):
+        assert got is (value or False)
+    elif field == "epoch":
+        assert got == value and got >= 1
+    else:
+        assert (isinstance(value, int | float) and not isinstance(value, bool)) or value is None
+        assert type(got) is float
+
+
 @settings(max_examples=200, deadline=None)
 @given(doc=JSON)
 def test_any_json_document_is_a_record_or_a_reason(doc):

@@ -184,7 +184,7 @@ def stop(session: RunSession, live: LiveView, run_ids: list[str]) -> None:
         rec = session.records[run_id]
         if not rec.terminal:
             status = RunStatus.STOPPED if rec.status is RunStatus.RUNNING else RunStatus.CANCELLED
-            session.records[run_id] = rec.with_changes(status=status)
+            session.put(rec.with_changes(status=status))
 
 
 def ordered(records: list[RunRecord], requests: list[RunRequest]) -> list[RunRecord]:

@@ -77,6 +77,9 @@ class RunSession:
         self.device = ""  # of the latest run that started
         self.device_name = ""
         self.order = 0  # bumped whenever a row is added, dropped or the rows are re-sorted
+        self._groups: dict[str, list[str]] = {}  # launch → its run ids, rebuilt per `order`
+        self._groups_of = -1
+        self._running: dict[str, None] = {}  # run ids whose record says running, in order
         self._queue_key: tuple[tuple[str, ...], str | None] = ((), None)
 
     # -- the queue, as the trainer has it -----------------------------------------------------
@@ -94,7 +97,7 @@ class RunSession:
         pending, current = self.trainer.pending(), self.trainer.current()
         for request in ([current] if current else []) + pending:
             if request.run_id not in self.records:
-                self.records[request.run_id] = RunRecord.from_request(request)
+                self.put(RunRecord.from_request(request))
                 self.order += 1
         key = (tuple(r.run_id for r in pending), current.run_id if current else None)
         changed, self._queue_key = key != self._queue_key, key
@@ -104,7 +107,7 @@ class RunSession:
     def load(self, records: Iterable[RunRecord]) -> None:
         """Runs from the store (history): shown as they were, curves included."""
         for rec in records:
-            self.records[rec.run_id] = rec
+            self.put(rec)
         self.records = dict(sorted(self.records.items(), key=lambda kv: _created(kv[1])))
         self.order += 1
 
@@ -116,7 +119,7 @@ class RunSession:
         stamp = now_iso()
         for request in batch:
             if request.run_id not in self.records:
-                self.records[request.run_id] = RunRecord.from_request(request, created=stamp)
+                self.put(RunRecord.from_request(request, created=stamp))
                 self.order += 1
         self.sync_queue()
         return batch
@@ -144,10 +147,18 @@ class RunSession:
             if rec is None or rec.status is not RunStatus.QUEUED:
                 continue
             if self.keep_cancelled:
-                self.records[req.run_id] = rec.with_changes(status=RunStatus.CANCELLED)
+                self.put(rec.with_changes(status=RunStatus.CANCELLED))
             else:
                 del self.records[req.run_id]
                 self.order += 1
+
+    def put(self, rec: RunRecord) -> None:
+        """Set a run's record (the one way records change, so the running index holds)."""
+        self.records[rec.run_id] = rec
+        if rec.status is RunStatus.RUNNING:
+            self._running[rec.run_id] = None
+        else:
+            self._running.pop(rec.run_id, None)
 
     # -- events -------------------------------------------------------------------------------
     def apply(self, events: Iterable[Event]) -> Update:
@@ -163,7 +174,7 @@ class RunSession:
             if isinstance(ev, Notice):
                 up.notices.append(ev)
                 if ev.run_id in self.records:
-                    self.records[ev.run_id] = apply_event(self.records[ev.run_id], ev)
+                    self.put(apply_event(self.records[ev.run_id], ev))
                 continue
             run_id = ev.run_id
             if isinstance(ev, Progress):
@@ -176,12 +187,12 @@ class RunSession:
                 continue
             if isinstance(ev, RunStarted):
                 self.order += run_id not in self.records
-                self.records[run_id] = apply_event(self.records.get(run_id), ev)
+                self.put(apply_event(self.records.get(run_id), ev))
                 self.device, self.device_name = ev.device, ev.device_name
                 up.started.append(run_id)
             elif run_id in self.records:
                 # (A queued run can fail before it starts, e.g. the worker died loading data.)
-                self.records[run_id] = apply_event(self.records[run_id], ev)
+                self.put(apply_event(self.records[run_id], ev))
             else:
                 continue  # an event for a run this client never saw start: nothing to show
             if isinstance(ev, EpochEnd):
@@ -217,7 +228,8 @@ class RunSession:
         return rec.status.value
 
     def running(self) -> list[str]:
-        return [r for r, rec in self.records.items() if rec.status is RunStatus.RUNNING]
+        """Runs whose record says running (kept as a set: this is asked every tick)."""
+        return [r for r in self._running if r in self.records]
 
     def active(self) -> bool:
         """Anything queued or running (quitting would lose work)."""
@@ -232,7 +244,15 @@ class RunSession:
         return [rec for rec in self.records.values() if rec.status is not RunStatus.QUEUED]
 
     def group_runs(self, group: str | None) -> list[RunRecord]:
-        return [rec for rec in self.records.values() if group and rec.group == group]
+        """The runs of one launch, in creation order (indexed: a store holds thousands)."""
+        if not group:
+            return []
+        if self._groups_of != self.order:
+            self._groups = {}
+            for rec in self.records.values():
+                self._groups.setdefault(rec.group, []).append(rec.run_id)
+            self._groups_of = self.order
+        return [self.records[r] for r in self._groups.get(group, ()) if r in self.records]
 
     def latest_group(self, preset: str) -> str | None:
         """The most recent launch of a lesson (its runs are what its verdict is about)."""

@@ -59,6 +59,21 @@ def summarize(values: Iterable[float | None], confidence: float = 0.95) -> Summa
     return Summary(n, mean, std, mean - half, mean + half)
 
 
+def mean_std(values: Iterable[float | None]) -> tuple[float | None, float | None]:
+    """Mean and sample std of the finite values in plain float arithmetic.
+
+    For tables of thousands of rows, where `summarize`'s exact mean and t interval cost
+    more than the whole redraw; std is None for fewer than two values.
+    """
+    xs = [x for x in (_num(v) for v in values) if x is not None]
+    if not xs:
+        return None, None
+    mean = math.fsum(xs) / len(xs)
+    if len(xs) == 1:
+        return mean, None
+    return mean, math.sqrt(math.fsum((x - mean) ** 2 for x in xs) / (len(xs) - 1))
+
+
 @dataclass(frozen=True)
 class Paired:
     """Paired comparison over repeats: differences b − a (variant − baseline).

@@ -146,6 +146,10 @@ def _history(doc: Mapping[str, Any]) -> tuple[EpochRow, ...]:
         raise RecordError("history", f"has {len(raw)} epochs (at most {MAX_HISTORY})")
     rows: dict[int, EpochRow] = {}
     for i, item in enumerate(raw):
+        row = _plain_epoch(item)
+        if row is not None:
+            rows[row.epoch] = row
+            continue
         where = f"history[{i}]."
         if not isinstance(item, dict):
             raise RecordError(f"history[{i}]", f"must be an object, got {_kind(item)}")
@@ -164,6 +168,34 @@ def _history(doc: Mapping[str, Any]) -> tuple[EpochRow, ...]:
             lr_dropped=_bool(item, "lr_dropped", where),
         )
     return tuple(rows[e] for e in sorted(rows))
+
+
+_FLOATS = (float, int)  # exact types: bool is an int subclass and must not pass as a number
+
+
+def _plain_epoch(item: Any) -> EpochRow | None:
+    """The common case fast (a row as the loop writes it), or None to check it field by field.
+
+    A store of thousands of 30-epoch runs spends most of its load time here, so rows whose
+    every value already has the exact type are built without the per-field checks; anything
+    else takes the checked path below, which names the bad field.
+    """
+    if type(item) is not dict:
+        return None
+    get = item.get
+    epoch: Any = get("epoch")
+    lr: Any = get("lr")
+    seconds: Any = get("seconds")
+    values: tuple[Any, ...] = (get("train_loss"), get("train_acc"), get("val_loss"),
+                               get("val_acc"))
+    best, dropped = get("is_best", False), get("lr_dropped", False)
+    if (type(epoch) is not int or not 1 <= epoch <= MAX_INT
+            or any(type(v) not in _FLOATS for v in values)
+            or type(lr) not in _FLOATS or type(seconds) not in _FLOATS
+            or type(best) is not bool or type(dropped) is not bool):
+        return None
+    return EpochRow(epoch, float(values[0]), float(values[1]), float(values[2]),
+                    float(values[3]), float(lr), float(seconds), best, dropped)
 
 
 def _summary(doc: Mapping[str, Any]) -> RunSummary:

@@ -9,11 +9,12 @@ release: `to_json` writes it.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from trainer.events import RunRequest
 from trainer.text import clean, first_line
@@ -55,9 +56,12 @@ class RunStatus(StrEnum):
         return self in (RunStatus.STOPPED, RunStatus.INTERRUPTED)
 
 
-@dataclass(frozen=True)
-class EpochRow:
-    """One finished epoch as the loop reported it."""
+class EpochRow(NamedTuple):
+    """One finished epoch as the loop reported it.
+
+    A named tuple rather than a dataclass: a store holds tens of thousands of these and a
+    tuple is built several times faster, which is most of the time a large store takes to load.
+    """
 
     epoch: int  # 1-based
     train_loss: float
@@ -155,9 +159,10 @@ class RunRecord:
         done = self.summary.epochs_done
         return done if done is not None else len(self.history)
 
-    @property
+    @functools.cached_property
     def seconds_per_epoch(self) -> float | None:
-        """Mean wall time of the finished epochs (validation included)."""
+        """Mean wall time of the finished epochs (validation included); computed once, as
+        the record never changes (tables sort and show it for thousands of runs)."""
         secs = [h.seconds for h in self.history if math.isfinite(h.seconds) and h.seconds > 0]
         return sum(secs) / len(secs) if secs else None
 
@@ -205,7 +210,7 @@ class RunRecord:
             "val_size": self.val_size,
             "test_size": self.test_size,
             "dataset_note": self.dataset_note,
-            "history": [dataclasses.asdict(h) for h in self.history],
+            "history": [h._asdict() for h in self.history],
             "summary": {k: v for k, v in dataclasses.asdict(self.summary).items()
                         if v is not None and v is not False},
             "error": dataclasses.asdict(self.error) if self.error is not None else None,

@@ -14,7 +14,7 @@ from rich.text import Text
 
 from trainer import formats as fmt
 from trainer.config import KEYS, SCHEMA, format_value
-from trainer.lessons.stats import summarize
+from trainer.lessons.stats import mean_std
 from trainer.store.record import RunRecord, RunStatus
 from tui.state.runs import STATUS_ICONS, RunsView
 
@@ -79,26 +79,22 @@ def _key(value: Any) -> tuple[bool, Any]:
     return (value is None, value if isinstance(value, int | float) else str(value or ""))
 
 
-def _r(text: str) -> Text:
-    return Text(text, justify="right")
-
-
 COLUMNS: tuple[Column, ...] = (
-    Column("n", "#", lambda r, s: _r(str(s.index(r.run_id))),
+    Column("n", "#", lambda r, s: str(s.index(r.run_id)),
            lambda r, s: s.index(r.run_id), right=True),
-    Column("variant", "Variant", lambda r, s: Text(r.variant or "–"),
+    Column("variant", "Variant", lambda r, s: r.variant or "–",
            lambda r, s: _key(r.variant)),
-    Column("rep", "Rep", lambda r, s: _r(str(r.repeat + 1)),
+    Column("rep", "Rep", lambda r, s: str(r.repeat + 1),
            lambda r, s: r.repeat, right=True),
     Column("status", "Status", status_text,
            lambda r, s: _key(s.session.status_label(r.run_id))),
-    Column("epoch", "Epoch", lambda r, s: _r(s.epoch_text(r.run_id)),
+    Column("epoch", "Epoch", lambda r, s: s.epoch_text(r.run_id),
            lambda r, s: _key(len(r.history)), right=True),
-    Column("best_val", "Best val", lambda r, s: _r(best_val(r)),
+    Column("best_val", "Best val", lambda r, s: best_val(r),
            lambda r, s: _key(r.summary.best_val_acc), right=True, descending_first=True),
-    Column("test_acc", "Test acc", lambda r, s: _r(fmt.pct(r.summary.test_acc)),
+    Column("test_acc", "Test acc", lambda r, s: fmt.pct(r.summary.test_acc),
            lambda r, s: _key(r.summary.test_acc), right=True, descending_first=True),
-    Column("test_loss", "Test loss", lambda r, s: _r(fmt.num(r.summary.test_loss)),
+    Column("test_loss", "Test loss", lambda r, s: fmt.num(r.summary.test_loss),
            lambda r, s: _key(r.summary.test_loss), right=True),
     Column("bn", "BN", lambda r, s: _onoff(_cfg(r, "batch_norm")),
            lambda r, s: _key(_cfg(r, "batch_norm"))),
@@ -106,25 +102,25 @@ COLUMNS: tuple[Column, ...] = (
            lambda r, s: _key(_cfg(r, "init"))),
     Column("shuffle", "Shuf", lambda r, s: _onoff(_cfg(r, "shuffle")),
            lambda r, s: _key(_cfg(r, "shuffle"))),
-    Column("batch", "Batch", lambda r, s: _r(str(_cfg(r, "batch_size") or "–")),
+    Column("batch", "Batch", lambda r, s: str(_cfg(r, "batch_size") or "–"),
            lambda r, s: _key(_cfg(r, "batch_size")), right=True),
     Column("head", "Head", lambda r, s: str(_cfg(r, "head") or "–"),
            lambda r, s: _key(_cfg(r, "head"))),
-    Column("lr", "LR", lambda r, s: _r(fmt.short_float(_cfg(r, "lr"))),
+    Column("lr", "LR", lambda r, s: fmt.short_float(_cfg(r, "lr")),
            lambda r, s: _key(_cfg(r, "lr")), right=True),
-    Column("l2", "L2", lambda r, s: _r(fmt.short_float(_cfg(r, "l2"))),
+    Column("l2", "L2", lambda r, s: fmt.short_float(_cfg(r, "l2")),
            lambda r, s: _key(_cfg(r, "l2")), right=True),
     Column("opt", "Opt", lambda r, s: str(_cfg(r, "optimizer") or "–"),
            lambda r, s: _key(_cfg(r, "optimizer"))),
-    Column("params", "Params", lambda r, s: _r(fmt.params(r.params)),
+    Column("params", "Params", lambda r, s: fmt.params(r.params),
            lambda r, s: _key(r.params), right=True),
-    Column("s_epoch", "s/ep", lambda r, s: _r(fmt.num(r.seconds_per_epoch, 1)),
+    Column("s_epoch", "s/ep", lambda r, s: fmt.num(r.seconds_per_epoch, 1),
            lambda r, s: _key(r.seconds_per_epoch), right=True),
-    Column("img_s", "img/s", lambda r, s: _r(fmt.rate(_images_per_s(r, s))),
+    Column("img_s", "img/s", lambda r, s: fmt.rate(_images_per_s(r, s)),
            lambda r, s: _key(_images_per_s(r, s)), right=True, descending_first=True),
-    Column("device", "Device", lambda r, s: Text(r.env.device or "–"),
+    Column("device", "Device", lambda r, s: r.env.device or "–",
            lambda r, s: _key(r.env.device or None)),
-    Column("lesson", "Lesson", lambda r, s: Text(r.preset or "–"),
+    Column("lesson", "Lesson", lambda r, s: r.preset or "–",
            lambda r, s: _key(r.preset or None)),
     Column("run_id", "Run id", lambda r, s: Text(r.run_id, style="dim"),
            lambda r, s: _key(r.run_id)),
@@ -173,7 +169,7 @@ def config_column(key: str) -> Column:
     def cell(r: RunRecord, s: RunsView) -> str | Text:
         value = _cfg(r, key)
         text = "–" if value is None else format_value(key, value)
-        return Text(text, justify="right") if f.kind in ("int", "float") else text
+        return text
 
     return Column(f"cfg:{key}", f.short or key, cell, lambda r, s: _key(_cfg(r, key)),
                   right=f.kind in ("int", "float"))
@@ -212,14 +208,14 @@ def variant_key(group: str, label: str) -> str:
 
 
 def _mean_std(values: list[float | None], pct: bool) -> tuple[str, float | None]:
-    s = summarize(values)
-    if s.mean is None:
+    mean, std = mean_std(values)
+    if mean is None:
         return "–", None
     scale, digits = (100.0, 1) if pct else (1.0, 3)
-    text = f"{s.mean * scale:.{digits}f}"
-    if s.std is not None:
-        text += f" ± {s.std * scale:.{digits}f}"
-    return text + ("%" if pct else ""), s.mean
+    text = f"{mean * scale:.{digits}f}"
+    if std is not None:
+        text += f" ± {std * scale:.{digits}f}"
+    return text + ("%" if pct else ""), mean
 
 
 AGGREGATES: dict[str, tuple[Callable[[RunRecord, RunsView], float | None], bool]] = {
@@ -244,7 +240,7 @@ def variant_row(state: RunsView, group: str, label: str, runs: list[RunRecord], 
             cell = Text(("▾ " if expanded else "▸ ") + label, style="bold")
             keys[k] = _key(label)
         elif k == "rep":
-            cell = Text(f"×{len(runs)}", justify="right")
+            cell = f"×{len(runs)}"
             keys[k] = len(runs)
         elif k == "status":
             counts: dict[str, int] = {}
@@ -259,15 +255,15 @@ def variant_row(state: RunsView, group: str, label: str, runs: list[RunRecord], 
         elif k in AGGREGATES:
             get, pct = AGGREGATES[k]
             text, mean = _mean_std([get(r, state) for r in finished], pct)
-            cell = Text(text, justify="right")
+            cell = text
             keys[k] = _key(mean)
         elif k in ("s_epoch", "img_s"):
             values = [r.seconds_per_epoch if k == "s_epoch" else _images_per_s(r, state)
                       for r in runs]
-            s = summarize(values)
-            shown = fmt.num(s.mean, 1) if k == "s_epoch" else fmt.rate(s.mean)
-            cell = Text(shown, justify="right")
-            keys[k] = _key(s.mean)
+            mean, _ = mean_std(values)
+            shown = fmt.num(mean, 1) if k == "s_epoch" else fmt.rate(mean)
+            cell = shown
+            keys[k] = _key(mean)
         elif k == "epoch":
             cell = col.cell(max(runs, key=lambda r: len(r.history)), state)
             keys[k] = _key(max(len(r.history) for r in runs))

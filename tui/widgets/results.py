@@ -8,8 +8,7 @@ from rich.text import Text
 from textual import on
 from textual.binding import Binding, BindingType
 from textual.reactive import reactive
-from textual.widgets import DataTable, Static
-from textual.widgets.data_table import ColumnKey
+from textual.widgets import Static
 
 from trainer import formats as fmt
 from trainer.config import ConfigError, RunConfig
@@ -21,19 +20,21 @@ from tui.state.columns import (
     TableRow,
     best_val,
     columns_for,
-    plain_row,
     sorted_ids,
     status_text,
     table_rows,
 )
 from tui.state.runs import RunsView
+from tui.widgets.grid import GridColumn, RowTable
 
 
-class ResultsTable(DataTable[str | Text]):
+class ResultsTable(RowTable):
     """Renders the session's records; the screen calls `sync` from its refresh timer.
 
     Views: one row per run, or (g) one row per variant with mean ± std over its repeats —
     Enter expands a variant to its runs — and (c) only the config columns that differ.
+    Cells are computed once per run and kept until the run changes, so a new order or a
+    new column set reuses them.
     """
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -53,100 +54,75 @@ class ResultsTable(DataTable[str | Text]):
     """Only the config columns whose values differ."""
 
     def __init__(self, state: RunsView, *, id: str | None = None) -> None:
-        super().__init__(id=id, cursor_type="row", zebra_stripes=True)
+        super().__init__(id=id)
         self.state = state
         self.sort_column = "n"
         self.sort_reverse = False
         self.expanded: set[str] = set()
         self.rows_shown: list[TableRow] = []
-        self._columns: list[Column] = []
-
-    def on_mount(self) -> None:
-        self.sync(full=True)
+        self._shown_columns: list[Column] = []
+        self._cells: dict[str, dict[str, str | Text]] = {}  # run id → column key → cell
+        self._cells_of = -1  # the session `order` the cached '#' cells belong to
 
     def _label(self, col: Column) -> Text:
         label = col.label
         if col.key == self.sort_column and col.key != "n":
             label += " ▼" if self.sort_reverse else " ▲"
-        return Text(label, justify="right" if col.right else "left")
+        return Text(label)
 
     # -- drawing ----------------------------------------------------------------------------
     def sync(self, full: bool = False) -> None:
-        """Bring rows up to date: cells in place when the rows are the same, else rebuild.
-
-        One row per run (the usual view) is updated incrementally: only the runs that changed
-        are recomputed, and a new order moves rows instead of rebuilding the table, so a
-        store of thousands of runs re-sorts in a blink and a live run costs one row a tick.
-        """
+        """Bring rows up to date: changed runs only, a new order by moving rows."""
         state = self.state
         columns = columns_for(state, self.diff_only)
-        same_columns = [c.key for c in columns] == [c.key for c in self._columns]
-        if not (full or self.grouped) and same_columns and self._sync_runs(columns):
-            return
-        rows = table_rows(state, columns, self.sort_column, self.sort_reverse, self.grouped,
-                          self.expanded)
-        if full or not same_columns or [r.key for r in rows] != [r.key for r in self.rows_shown]:
-            self._rebuild(columns, rows, new_columns=full or not same_columns)
-            return
-        dirty = state.dirty_rows
-        old = {r.key: r for r in self.rows_shown}
-        for row in rows:
-            if row.key in dirty or any(r in dirty for r in row.runs):
-                self._update_cells(row.key, columns, row.cells, old[row.key].cells)
-        self.rows_shown = rows
-
-    def _update_cells(self, key: str, columns: list[Column], cells: list[str | Text],
-                      before: list[str | Text]) -> None:
-        """Redraw only the cells of one row whose text or style changed."""
-        for col, value, was in zip(columns, cells, before, strict=True):
-            if _plain(value) != _plain(was) or str(value) != str(was):
-                self.update_cell(key, col.key, value, update_width=True)
-
-    def _sync_runs(self, columns: list[Column]) -> bool:
-        """The one-row-per-run view, in place; False when the set of runs changed."""
-        state = self.state
-        order = sorted_ids(state, self.sort_column, self.sort_reverse)
-        shown = {r.key: r for r in self.rows_shown}
-        if len(order) != len(shown) or any(r not in shown for r in order):
-            return False
-        for run_id in state.dirty_rows & shown.keys():
-            row, fresh = shown[run_id], plain_row(state, columns, run_id)
-            self._update_cells(run_id, columns, fresh.cells, row.cells)
-            row.cells = fresh.cells
-        if order != [r.key for r in self.rows_shown]:
-            position = {run_id: i for i, run_id in enumerate(order)}
-            keep = self.cursor_key()
-            with self.prevent(DataTable.RowHighlighted):
-                # Every column set ends with the run id: DataTable reorders by it, no re-measure.
-                self.sort("run_id", key=lambda cell: position[_plain(cell)])
-                if keep in position:
-                    self.move_cursor(row=position[keep], animate=False)
-            self.rows_shown = [shown[r] for r in order]
-        return True
-
-    def _rebuild(self, columns: list[Column], rows: list[TableRow], new_columns: bool) -> None:
-        keep = self.cursor_key()
-        with self.prevent(DataTable.RowHighlighted):
-            self.clear(columns=new_columns)
-            if new_columns:
-                self._columns = columns
-                for col in columns:
-                    self.add_column(self._label(col), key=col.key)
-            for row in rows:
-                self.add_row(*row.cells, key=row.key)
+        new_columns = full or [c.key for c in columns] != [c.key for c in self._shown_columns]
+        if new_columns:
+            self._shown_columns = columns
+            self.set_columns([GridColumn(c.key, self._label(c), c.right) for c in columns])
+        self._forget_cells()
+        if self.grouped:
+            rows = table_rows(state, columns, self.sort_column, self.sort_reverse, True,
+                              self.expanded)
+            self.set_rows([(r.key, r.cells) for r in rows])
             self.rows_shown = rows
-            keys = [r.key for r in rows]
-            if keep in keys:
-                self.move_cursor(row=keys.index(keep), animate=False)
+            return
+        order = sorted_ids(state, self.sort_column, self.sort_reverse)
+        shown = {r.key for r in self.rows_shown}
+        if new_columns or len(order) != len(shown) or any(r not in shown for r in order) \
+                or any(r.run_id is None for r in self.rows_shown):
+            self.rows_shown = [self._run_row(r, columns) for r in order]
+            self.set_rows([(r.key, r.cells) for r in self.rows_shown])
+            return
+        by_key = {r.key: r for r in self.rows_shown}
+        for run_id in state.dirty_rows & shown:
+            row = by_key[run_id] = self._run_row(run_id, columns)
+            self.update_row(run_id, row.cells)
+        self.rows_shown = [by_key[r] for r in order]
+        if order != self.row_keys():
+            self.reorder(order)
 
-    def cursor_key(self) -> str | None:
-        """Row key under the cursor (a run id or a variant row's key)."""
-        if not self.row_count:
-            return None
-        try:
-            return self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
-        except Exception:  # cursor outside the rows while they are rebuilt
-            return None
+    def _forget_cells(self) -> None:
+        """Drop cached cells of the runs that changed."""
+        state = self.state
+        for run_id in state.dirty_rows:
+            self._cells.pop(run_id, None)
+        if state.session.order != self._cells_of:  # rows added or dropped: '#' may move
+            self._cells_of = state.session.order
+            records = state.session.records
+            self._cells = {r: c for r, c in self._cells.items() if r in records}
+            for cells in self._cells.values():
+                cells.pop("n", None)
+
+    def _run_row(self, run_id: str, columns: list[Column]) -> TableRow:
+        rec = self.state.session.records[run_id]
+        cache = self._cells.setdefault(run_id, {})
+        cells: list[str | Text] = []
+        for col in columns:
+            cell = cache.get(col.key)
+            if cell is None:
+                cell = cache[col.key] = col.cell(rec, self.state)
+            cells.append(cell)
+        return TableRow(run_id, cells, run_id)
 
     def cursor_run(self) -> str | None:
         """Run id under the cursor (None on a variant row or an empty table)."""
@@ -158,17 +134,17 @@ class ResultsTable(DataTable[str | Text]):
         return next((r for r in self.rows_shown if r.key == key and r.run_id is None), None)
 
     def select_run(self, run_id: str) -> None:
-        keys = [r.key for r in self.rows_shown]
+        keys = self.row_keys()
         if run_id in keys:
             self.move_cursor(row=keys.index(run_id))
 
     # -- views and sorting -------------------------------------------------------------------
     def _relabel(self) -> None:
-        for col in self._columns:
-            self.columns[ColumnKey(col.key)].label = self._label(col)
+        for col in self._shown_columns:
+            self.relabel(col.key, self._label(col))
 
     def sort_by(self, key: str, reverse: bool | None = None) -> None:
-        col = next((c for c in self._columns if c.key == key), None)
+        col = next((c for c in self._shown_columns if c.key == key), None)
         if col is None:
             return
         self.sort_column = key
@@ -200,13 +176,13 @@ class ResultsTable(DataTable[str | Text]):
     def watch_diff_only(self, diff_only: bool) -> None:
         if self.sort_column not in [c.key for c in columns_for(self.state, diff_only)]:
             self.sort_column, self.sort_reverse = "n", False
-        self.sync(full=True)
+        self.sync()
         self.notify("Only the settings that differ" if diff_only else "All columns",
                     timeout=2)
 
-    @on(DataTable.HeaderSelected)
-    def _header(self, event: DataTable.HeaderSelected) -> None:
-        key = str(event.column_key.value)
+    @on(RowTable.HeaderSelected)
+    def _header(self, event: RowTable.HeaderSelected) -> None:
+        key = event.key
         if key == self.sort_column:
             self.sort_by(key, not self.sort_reverse)
         else:
@@ -245,8 +221,8 @@ class ResultsTable(DataTable[str | Text]):
         super().action_scroll_bottom()
         self._spot()
 
-    @on(DataTable.RowSelected)
-    def _selected(self, event: DataTable.RowSelected) -> None:
+    @on(RowTable.RowSelected)
+    def _selected(self, event: RowTable.RowSelected) -> None:
         variant = self.cursor_variant()
         if variant is not None:  # Enter on a variant row: show or hide its runs
             self.expanded.symmetric_difference_update({variant.key})
@@ -254,10 +230,10 @@ class ResultsTable(DataTable[str | Text]):
             return
         self._spot()
 
-    @on(DataTable.RowHighlighted)
-    def _highlighted(self, event: DataTable.RowHighlighted) -> None:
+    @on(RowTable.RowHighlighted)
+    def _highlighted(self, event: RowTable.RowHighlighted) -> None:
         if self._spotlight and self.has_focus:
-            self.post_message(RunSelected(event.row_key.value))
+            self.post_message(RunSelected(event.key))
 
     def on_blur(self) -> None:
         self.action_unhighlight()
@@ -266,10 +242,6 @@ class ResultsTable(DataTable[str | Text]):
         if self._spotlight:
             self._spotlight = False
             self.post_message(RunSelected(None))
-
-
-def _plain(cell: object) -> str:
-    return cell.plain if isinstance(cell, Text) else str(cell)
 
 
 class RunDetail(Static):
