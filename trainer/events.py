@@ -125,6 +125,16 @@ class RunStopped:
 
 
 @dataclass(frozen=True)
+class RunInterrupted:
+    """The run's trainer went away before it ended (the lab was killed, the machine lost
+    power): its finished epochs are kept and the run can be run again."""
+
+    run_id: str
+    epochs_done: int
+    message: str
+
+
+@dataclass(frozen=True)
 class Notice:
     """Something the user should read that is not a run result (data warnings, store I/O)."""
 
@@ -137,5 +147,5 @@ class Notice:
 
 
 Event = (RunStarted | Progress | EpochEnd | RunFinished | RunFailed | RunStopped | RunDiverged
-         | Notice)
-TERMINAL = (RunFinished, RunFailed, RunStopped, RunDiverged)
+         | RunInterrupted | Notice)
+TERMINAL = (RunFinished, RunFailed, RunStopped, RunDiverged, RunInterrupted)

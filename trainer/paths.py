@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from platformdirs import user_cache_path, user_config_path, user_data_path
+from platformdirs import user_cache_path, user_config_path, user_data_path, user_state_path
 
 APP = "cnn-tui"
 
@@ -44,3 +44,9 @@ def user_presets_dir() -> Path:
     """Lesson files a user or instructor adds; loaded after the built-in ones."""
     home = _home()
     return (home / "presets") if home else user_config_path(APP) / "presets"
+
+
+def state_dir() -> Path:
+    """Per-user state that is neither data nor cache (the lab's socket, key and queue)."""
+    home = _home()
+    return (home / "state") if home else user_state_path(APP)

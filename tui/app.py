@@ -30,6 +30,7 @@ from trainer import locate
 from trainer.config import ConfigError
 from trainer.events import Event, RunRequest, RunStopped
 from trainer.host.session import RunSession, TrainerHandle
+from trainer.lessons.planning import missing_runs
 from trainer.lessons.preset import Preset, PresetProblem
 from trainer.lessons.presets import load_presets
 from trainer.lessons.summary_csv import lessons_summary_rows, write_summary_rows
@@ -40,7 +41,7 @@ from trainer.store.runstore import RunStore, StoreError
 from trainer.text import first_line
 from tui.bridge import Bridge
 from tui.messages import BridgeProblem, TrainerEvents
-from tui.screens.dialogs import ConfirmScreen, DataMissingScreen, ExportScreen
+from tui.screens.dialogs import ChoicesScreen, ConfirmScreen, DataMissingScreen, ExportScreen
 from tui.screens.help import NAVIGATION, HelpScreen, binding_rows
 from tui.screens.main import MainScreen
 from tui.state.runs import RunsView
@@ -100,6 +101,16 @@ class CnnTuiApp(App):
         self.store = RunStore(options.runs_dir)
         records, self.store_warnings = self.store.load()
         self.runs.load(records)
+        # Attached to a lab: its view of the runs it queued or trains wins over the files
+        # (it is newer), so the app shows the lesson exactly as if it had never been away.
+        snapshot = getattr(trainer, "snapshot", None)
+        self.detachable = snapshot is not None
+        self.lab_note = ""
+        if snapshot is not None:
+            self.runs.load(snapshot.records)
+            self.session.progress.update({p.run_id: p for p in snapshot.progress})
+            self.session.sync_queue()
+            self.lab_note = snapshot.recovered
         self.bridge = Bridge(trainer, self._deliver,
                              on_error=lambda m: self.post_message(BridgeProblem(m)))
         self._seen_notices: set[str] = set()
@@ -120,6 +131,11 @@ class CnnTuiApp(App):
                         timeout=12)
         if self.options.check_data:
             self.check_dataset()
+        if self.lab_note:
+            self.notify(self.lab_note, title="Lab", severity="warning", markup=False,
+                        timeout=15)
+        if getattr(self.trainer, "held", False):
+            self.call_later(self._offer_resume)
         start = getattr(self.trainer, "start", None)
         if self.options.prestart and start is not None:
             try:
@@ -143,8 +159,8 @@ class CnnTuiApp(App):
         `interrupted` (with its finished epochs), as after a kill -9 or a SIGHUP.
         """
         self.bridge.stop()
-        events = self.trainer.shutdown()
-        if not self.hung_up:
+        events = self.trainer.shutdown()  # a lab client only detaches: the runs go on
+        if not self.hung_up or self.detachable:
             return
         for event in events or []:
             if isinstance(event, RunStopped):
@@ -182,7 +198,7 @@ class CnnTuiApp(App):
         cfg = self.toggles.config()
         session = self.session
         device = session.device or self.options.device
-        if session.device_name and session.device == "cuda":
+        if session.device_name and session.device.startswith("cuda"):
             device = f"cuda · {session.device_name}"
         sub = f"{self.toggles.title} · data {cfg.dataset} · device {device}"
         if self.sub_title != sub:
@@ -292,7 +308,7 @@ class CnnTuiApp(App):
         return True
 
     def action_run_lesson(self) -> None:
-        """r: every variant × repeat of the selected lesson."""
+        """r: every variant × repeat of the selected lesson (asks when it is partly done)."""
         if self._blocked():
             return
         try:
@@ -303,7 +319,33 @@ class CnnTuiApp(App):
         t = self.toggles
         what = (f"{t.title}: {len(t.preset.variants)} variants × {requests[0].config['repeats']}"
                 if t.preset else f"custom: {requests[0].variant}")
+        if t.preset is not None:
+            group = self.session.latest_group(t.preset.key)
+            runs = self.session.group_runs(group)
+            if any(not r.terminal for r in runs):
+                self.notify(f"{t.title} is already queued or training; X cancels the queue",
+                            markup=False, timeout=4)
+                return
+            missing = missing_runs(runs)
+            if missing and len(missing) < len(runs):
+                done = len(runs) - len(missing)
+                body = (f"{done} of {len(runs)} runs of the last launch finished; "
+                        f"{len(missing)} did not (interrupted, stopped, failed or cancelled)."
+                        "\n\nRun only the missing ones (same settings, same launch, so the "
+                        "verdict counts them together), or run the whole lesson again?")
+                self.push_screen(ChoicesScreen(f"{t.title} is partly done", body, [
+                    ("missing", f"Run the {len(missing)} missing", "m"),
+                    ("all", "Rerun all", "a"), ("", "Cancel", "c")]),
+                    lambda answer: self._partly_done(answer, missing, requests, what))
+                return
         self._submit(requests, what)
+
+    def _partly_done(self, answer: str | None, missing: list[RunRequest],
+                     requests: list[RunRequest], what: str) -> None:
+        if answer == "missing":
+            self._submit(missing, f"{what} (the missing runs)")
+        elif answer == "all":
+            self._submit(requests, what)
 
     def action_run_toggles(self) -> None:
         """t: the current toggles as one variant."""
@@ -410,7 +452,7 @@ class CnnTuiApp(App):
         self.action_request_quit()
 
     def action_request_quit(self) -> None:
-        if self._quitting or isinstance(self.screen, ConfirmScreen):
+        if self._quitting or isinstance(self.screen, ConfirmScreen | ChoicesScreen):
             return
         session = self.session
         if not session.active():
@@ -424,11 +466,40 @@ class CnnTuiApp(App):
         pending = session.pending
         if pending:
             parts.append(f"{len(pending)} runs are queued")
-        body = (" and ".join(parts) or "Runs are in progress") + (
+        what = " and ".join(parts) or "Runs are in progress"
+        if self.detachable:
+            body = (f"{what}.\n\nThe lab can keep training without this window: run "
+                    "cnn-tui again (from any terminal) to see the runs where you left them.")
+            self.push_screen(ChoicesScreen("Quit cnn-tui?", body, [
+                ("keep", "Keep training in the background", "k"),
+                ("stop", "Stop the runs", "s"), ("", "Cancel", "c")]), self._quit_lab)
+            return
+        body = what + (
             ".\n\nQuitting stops the current run (its finished epochs are kept as a stopped run)"
             " and drops the queue. Finished runs stay saved.")
         self.push_screen(ConfirmScreen("Quit cnn-tui?", body, yes="Quit", no="Keep running"),
                          self._quit)
+
+    def _quit_lab(self, answer: str | None) -> None:
+        if answer == "stop":
+            with contextlib.suppress(Exception):  # the lab may be gone already
+                self.runs.cancel_queue()
+                self.runs.stop()
+        if answer in ("keep", "stop"):
+            self._quit(True)
+
+    def _offer_resume(self) -> None:
+        """A queue is held (left by a lab that died): resume it, or leave it for later."""
+        n = len(self.session.pending)
+        body = (f"{self.lab_note or 'The queue is held.'}\n\n{n} run{'s' * (n != 1)} "
+                "waiting. Resume trains them now; X drops them later.")
+        self.push_screen(ConfirmScreen("Resume the queue?", body, yes="Resume",
+                                       no="Later"), self._resume)
+
+    def _resume(self, yes: bool | None) -> None:
+        if yes:
+            self.trainer.resume()
+            self.notify("Resumed the queue", timeout=3)
 
     def _quit(self, yes: bool | None) -> None:
         if yes:

@@ -1,8 +1,9 @@
 """`cnn-tui` entry point: parse the shared options (trainer.cli), then open the app.
 
-The TrainerProcess is created here, before `App.run()`: its pipes and multiprocessing's
-resource tracker cannot be set up once Textual has swapped stderr. The worker's output goes
-to `<runs_dir>/worker.log` so it never scribbles over the screen.
+The trainer handle is made here, before `App.run()`: the lab's client (the lab starts,
+detached, if none serves this runs folder), or with CNN_TUI_LAB=off a TrainerProcess of our
+own, whose pipes and resource tracker cannot be set up once Textual has swapped stderr.
+Worker output goes to `<runs_dir>/worker.log` so it never scribbles over the screen.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from trainer import paths
 
 def launch(args: argparse.Namespace) -> int:
     """Open the TUI with the options `trainer.cli` parsed (same as `cnn-tui run`)."""
+    from trainer.cli.lab import make_trainer
     from trainer.cli.parser import presets_dirs, resolve_overrides
     from trainer.events import WorkerSettings
-    from trainer.host.process import TrainerProcess
+    from trainer.lab.place import LabError
     from tui.app import CnnTuiApp, StartOptions
 
     runs_dir = Path(args.runs_dir).expanduser() if args.runs_dir else paths.runs_dir()
@@ -37,8 +39,13 @@ def launch(args: argparse.Namespace) -> int:
         print(f"cnn-tui: cannot create the runs folder {runs_dir}: {err.strerror or err}",
               file=sys.stderr)
         return 1
-    trainer = TrainerProcess(WorkerSettings(runs_dir=str(runs_dir), data_dir=args.data_dir,
-                                            device=options.device, log_path=log_path))
+    settings = WorkerSettings(runs_dir=str(runs_dir), data_dir=args.data_dir,
+                              device=options.device, log_path=log_path)
+    try:
+        trainer = make_trainer(settings, "tui", getattr(args, "devices", None))
+    except LabError as err:
+        print(f"cnn-tui: lab: {err}", file=sys.stderr)
+        return 1
     try:
         app = CnnTuiApp(trainer, options)
         app.run()

@@ -111,6 +111,10 @@ class FakeTrainer:
             self._stop = True
             return True
 
+    def stop_run(self, run_id: str, force: bool = False) -> bool:
+        current = self.current()
+        return current is not None and current.run_id == run_id and self.stop_current(force)
+
     def cancel_queued(self) -> list[RunRequest]:
         with self._lock:
             dropped = list(self._pending)

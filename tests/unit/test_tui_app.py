@@ -23,13 +23,14 @@ from helpers.fake_trainer import FakeTrainer, Script
 from rich.console import Group
 
 from trainer.events import EpochEnd, RunFinished
+from trainer.lab.protocol import QueueState, Snapshot
 from trainer.lessons.presets import load_presets
 from trainer.store.apply import apply_event, now_iso
 from trainer.store.export import CSV_COLUMNS
 from trainer.store.record import RunRecord, RunStatus
 from trainer.store.runstore import RunStore
 from tui.app import CnnTuiApp, StartOptions
-from tui.screens.dialogs import ConfirmScreen, DataMissingScreen, ExportScreen
+from tui.screens.dialogs import ChoicesScreen, ConfirmScreen, DataMissingScreen, ExportScreen
 from tui.screens.help import HelpScreen
 from tui.state.columns import sorted_ids
 from tui.widgets.charts import ChartLegend, CurveChart
@@ -53,7 +54,7 @@ def aio(fn):
 
 def make_app(tmp_path: Path, script: Script | None = None, **options) -> CnnTuiApp:
     runs = tmp_path / "runs"
-    fake = FakeTrainer(script or Script(), store=RunStore(runs))
+    fake = options.pop("trainer_cls", FakeTrainer)(script or Script(), store=RunStore(runs))
     overrides = options.pop("overrides", {"dataset": "synthetic", "epochs": 2, "repeats": 1})
     options.setdefault("check_data", False)
     opts = StartOptions(runs_dir=runs, overrides=overrides, blink=False, refresh_interval=0.1,
@@ -498,6 +499,77 @@ async def test_quit_mid_run_asks_then_stops_trainer(tmp_path):
         await pilot.pause()
     assert app.trainer.closed
     assert not app.bridge.alive
+
+
+class LabLikeTrainer(FakeTrainer):
+    """A fake with a lab's snapshot: the app treats it as a lab it can detach from."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.snapshot = Snapshot(records=(), progress=(), queue=QueueState(), devices=("cpu",),
+                                 lab_pid=1, started="")
+        self.detached = False
+
+    def shutdown(self, timeout: float = 3.0):
+        self.detached = True  # a lab client only detaches: nothing is stopped here
+        self.closed = True
+        return []
+
+
+@pytest.mark.parametrize(("answer", "stops"), [("k", False), ("s", True), ("c", None)])
+@aio
+async def test_quit_with_a_lab_offers_to_keep_training(tmp_path, answer, stops):
+    app = make_app(tmp_path, Script(steps=10_000, steps_per_poll=1), trainer_cls=LabLikeTrainer)
+    lab = app.trainer
+    assert app.detachable
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("r")
+        await wait_for(pilot, lambda: app.session.running(), what="running")
+        for way_out in ("q", "ctrl+p"):  # the key and the palette ask the same question
+            if way_out == "ctrl+p":
+                await pilot.press("ctrl+p", *"quit")
+                await wait_for(pilot, lambda: palette_offers(app, "Quit"), what="palette")
+                await pilot.press("enter")
+            else:
+                await pilot.press("q")
+            await wait_for(pilot, lambda: isinstance(app.screen, ChoicesScreen), what="dialog")
+            if way_out == "q":
+                await pilot.press("escape")
+                await wait_for(pilot, lambda: not isinstance(app.screen, ChoicesScreen))
+        await pilot.press(answer)
+        await pilot.pause()
+        if stops is None:
+            assert app.is_running and not isinstance(app.screen, ChoicesScreen)
+            assert lab.stop_requests == 0
+            return
+    assert lab.detached and app.return_code == 0
+    assert (lab.stop_requests > 0) is stops  # keep: the run goes on in the lab
+
+
+@aio
+async def test_a_partly_done_lesson_asks_for_the_missing_runs(tmp_path):
+    store = RunStore(tmp_path / "runs")
+    preset = load_presets()[0]["batch_norm"]
+    from trainer.lessons.planning import build_requests
+
+    reqs = build_requests(preset, {"dataset": "synthetic", "epochs": 2, "repeats": 1},
+                          group="g-old")
+    done, cut = (RunRecord.from_request(r, RunStatus.RUNNING) for r in reqs)
+    store.save(done.with_changes(status=RunStatus.FINISHED, created=now_iso()))
+    store.save(cut.with_changes(status=RunStatus.INTERRUPTED, created=now_iso()))
+    app = make_app(tmp_path, Script(hold=True))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("r")
+        await wait_for(pilot, lambda: isinstance(app.screen, ChoicesScreen), what="dialog")
+        await pilot.press("m")
+        await wait_for(pilot, lambda: app.trainer.submitted, what="the missing run")
+        (again,) = app.trainer.submitted
+        assert (again.variant, again.repeat, again.group) == (cut.variant, 0, "g-old")
+        assert again.config == cut.config and again.run_id != cut.run_id
+        await pilot.press("r")  # that launch is now queued: say so instead of twice
+        await pilot.pause()
+        assert len(app.trainer.submitted) == 1
+        assert any("already queued" in n for n in notes(app))
 
 
 @aio

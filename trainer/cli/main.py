@@ -17,10 +17,12 @@ from collections.abc import Callable, Sequence
 from rich.text import Text
 
 from trainer.cli.commands import cmd_export, cmd_presets
-from trainer.cli.output import EXIT_INTERRUPTED, EXIT_USAGE, console_err
+from trainer.cli.lab import cmd_lab
+from trainer.cli.output import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, console_err
 from trainer.cli.parser import UsageError, build_parser, resolve_overrides
 from trainer.cli.run import MakeTrainer, cmd_run
 from trainer.config import ConfigError
+from trainer.lab.place import LabError
 
 LaunchTui = Callable[[argparse.Namespace], int]
 
@@ -46,13 +48,16 @@ def main(argv: Sequence[str] | None = None, launch_tui: LaunchTui | None = None,
             return int(launch_tui(args) or 0)
         if args.command == "run":
             return cmd_run(args, make_trainer)
-        return {"presets": cmd_presets, "export": cmd_export}[args.command](args)
+        return {"presets": cmd_presets, "export": cmd_export, "lab": cmd_lab}[args.command](args)
     except UsageError as e:
         err.print(Text(f"cnn-tui: error: {e}"))
         return EXIT_USAGE
     except ConfigError as e:
         err.print(Text(f"cnn-tui: error: {e.message}"))
         return EXIT_USAGE
+    except LabError as e:
+        err.print(Text(f"cnn-tui: lab: {e}"))
+        return EXIT_FAILED
     except KeyboardInterrupt:
         err.print("cnn-tui: interrupted")
         return EXIT_INTERRUPTED

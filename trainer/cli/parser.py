@@ -8,7 +8,16 @@ from typing import Any, NoReturn
 from trainer import __version__, paths
 from trainer.config import DATASETS, parse_assignment, parse_value
 
-DEVICES = ("auto", "cpu", "cuda")
+DEVICES = ("auto", "cpu", "cuda")  # and cuda:N
+
+
+def device_name(text: str) -> str:
+    """`--device`: auto, cpu, cuda or cuda:N (argparse type: a clear error otherwise)."""
+    value = text.strip().lower()
+    kind, colon, index = value.partition(":")
+    if value in DEVICES or (kind == "cuda" and colon and index.isdigit()):
+        return value
+    raise argparse.ArgumentTypeError(f"invalid device {text!r} (use auto, cpu, cuda or cuda:N)")
 
 
 class UsageError(Exception):
@@ -40,8 +49,12 @@ def _add_shared(parser: argparse.ArgumentParser, suppress: bool) -> None:
                    help="folder holding CIFAR-10 (default: $CNN_TUI_DATA or a per-user folder)")
     g.add_argument("--runs-dir", metavar="DIR", default=d(None),
                    help=f"where run records are stored (default: {paths.runs_dir()})")
-    g.add_argument("--device", choices=DEVICES, default=d("auto"),
-                   help="where to train (auto: CUDA when available, else CPU)")
+    g.add_argument("--device", type=device_name, metavar="DEVICE", default=d("auto"),
+                   help="where to train: auto (CUDA when available, else CPU), cpu, cuda, "
+                        "cuda:N")
+    g.add_argument("--devices", metavar="LIST", default=d(None),
+                   help="workers of a new lab, e.g. cuda:0,cuda:2 (default: $CNN_TUI_DEVICES, "
+                        "else every visible CUDA device, else one worker on --device)")
     # Repeatable options get their own dest on subcommands: argparse would otherwise replace
     # the main parser's list, silently dropping `cnn-tui --set a=1 run --set b=2`'s a=1.
     sub = "_sub" if suppress else ""
@@ -73,7 +86,22 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--csv", metavar="FILE", help="write the runs of this launch as CSV")
     run.add_argument("--summary-csv", metavar="FILE",
                      help="write the per-variant summary (mean, CI, claims) as CSV")
+    run.add_argument("--detach", action="store_true",
+                     help="queue the runs into the lab and return at once (follow them with "
+                          "'cnn-tui' or 'cnn-tui lab status')")
     _add_shared(run, suppress=True)
+
+    lab = sub.add_parser("lab", help="the background lab that trains: status, stop, resume",
+                         description="The lab is the per-user service that owns the queue and "
+                                     "the workers of one runs folder; training goes on in it "
+                                     "when the terminal closes.")
+    lab.add_argument("action", choices=("status", "stop", "resume", "cancel", "serve"),
+                     help="status: queue, runs and devices · stop: end the lab (asks while "
+                          "runs are active) · resume: go on with a held queue · cancel: drop "
+                          "the waiting runs")
+    lab.add_argument("--force", action="store_true",
+                     help="stop: stop the runs in progress without asking")
+    _add_shared(lab, suppress=True)
 
     pre = sub.add_parser("presets", help="list the lesson presets (or show one)",
                          description="List lesson keys, titles and variants, and any lesson "

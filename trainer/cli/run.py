@@ -45,11 +45,12 @@ LOST_EVENT_S = 5.0  # nothing queued, nothing running, runs unreported this long
 MakeTrainer = Callable[[WorkerSettings], TrainerHandle]
 
 
-def default_trainer(settings: WorkerSettings) -> TrainerHandle:
-    """The real trainer process (imported late: `cnn-tui presets` needs none of it)."""
-    from trainer.host.process import TrainerProcess
+def default_trainer(settings: WorkerSettings, devices: str | None = None) -> TrainerHandle:
+    """The lab's client (the lab starts if none serves this folder), or a worker of our own
+    with CNN_TUI_LAB=off."""
+    from trainer.cli.lab import make_trainer
 
-    return TrainerProcess(settings)
+    return make_trainer(settings, "run", devices)
 
 
 def plan(args: argparse.Namespace, err: Console) -> tuple[Preset | None, list[RunRequest]]:
@@ -96,9 +97,12 @@ def cmd_run(args: argparse.Namespace, make_trainer: MakeTrainer | None = None) -
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise UsageError(f"cannot create the runs folder {folder}: {e.strerror or e}") from None
-    trainer = (make_trainer or default_trainer)(WorkerSettings(
-        runs_dir=str(folder), data_dir=args.data_dir, device=args.device,
-        log_path=str(log_path)))
+    settings = WorkerSettings(runs_dir=str(folder), data_dir=args.data_dir, device=args.device,
+                              log_path=str(log_path))
+    trainer = (make_trainer(settings) if make_trainer is not None
+               else default_trainer(settings, getattr(args, "devices", None)))
+    if getattr(args, "detach", False):
+        return detach(trainer, requests, console)
     session = RunSession(trainer, keep_cancelled=True)
     ids = [r.run_id for r in requests]
     live = LiveView(session, ids, console)
@@ -166,10 +170,25 @@ def pump(session: RunSession, live: LiveView, run_ids: list[str]) -> str | None:
     return data_error
 
 
+def detach(trainer: TrainerHandle, requests: list[RunRequest], console: Console) -> int:
+    """`--detach`: queue the runs into the lab and return; the lab trains them."""
+    try:
+        trainer.submit(requests)
+        waiting = len(trainer.pending())
+    finally:
+        trainer.shutdown()
+    n = len(requests)
+    console.print(Text(f"queued {n} run{'s' * (n != 1)} into the lab ({waiting} waiting in "
+                       "all); follow them with 'cnn-tui' or 'cnn-tui lab status'"))
+    return EXIT_OK
+
+
 def stop(session: RunSession, live: LiveView, run_ids: list[str]) -> None:
-    """Ctrl-C: drop the queue, stop the current run at a batch boundary, keep what finished."""
-    session.cancel_queue()
-    session.stop()
+    """Ctrl-C: drop this launch's waiting runs, stop its runs in progress at a batch
+    boundary, keep what finished. Other clients' runs in the same lab go on."""
+    mine = set(run_ids)
+    session.cancel_queue(only=mine)
+    session.stop(only=mine)
     deadline = time.monotonic() + STOP_WAIT_S
     try:
         while not session.settled(run_ids) and time.monotonic() < deadline:

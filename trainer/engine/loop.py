@@ -93,7 +93,7 @@ def train(request: RunRequest, raw: RawData, device: torch.device,
     seen = bounds[-1][1]  # images per epoch (n_train, less a dropped lone last image)
     emit(RunStarted(
         run_id=run_id, config=cfg.to_dict(), preset=request.preset, variant=request.variant,
-        repeat=request.repeat, group=request.group, device=device.type,
+        repeat=request.repeat, group=request.group, device=str(device),
         device_name=device_name(device), torch_version=str(torch.__version__),
         params=count_params(model), steps_per_epoch=len(bounds), train_size=n_train,
         val_size=len(data.val_y), test_size=len(data.test_y), dataset_note=raw.note,

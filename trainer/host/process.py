@@ -143,6 +143,13 @@ class TrainerProcess:
                 self._proc.kill()
             return True
 
+    def stop_run(self, run_id: str, force: bool = False) -> bool:
+        """Stop this run if it is the one training (see stop_current)."""
+        with self._lock:
+            if self._current is None or self._current.run_id != run_id:
+                return False
+        return self.stop_current(force)
+
     def cancel_queued(self) -> list[RunRequest]:
         """Drop every waiting run (the current one keeps going); returns what was dropped."""
         with self._lock:

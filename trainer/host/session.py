@@ -40,6 +40,7 @@ class TrainerHandle(Protocol):
     def pending(self) -> list[RunRequest]: ...
     def current(self) -> RunRequest | None: ...
     def stop_current(self, force: bool = False) -> bool: ...
+    def stop_run(self, run_id: str, force: bool = False) -> bool: ...
     def cancel_queued(self) -> list[RunRequest]: ...
     def cancel(self, run_ids: Iterable[str]) -> list[RunRequest]: ...
     def resume(self) -> None: ...
@@ -124,19 +125,26 @@ class RunSession:
         self.sync_queue()
         return batch
 
-    def stop(self) -> RunRequest | None:
-        """Ask the current run to stop at the next batch; returns it (None: nothing runs)."""
+    def stop(self, only: set[str] | None = None) -> RunRequest | None:
+        """Ask the run(s) in progress to stop at the next batch (with `only`: just those
+        runs); returns the current one (None: nothing of it runs)."""
         current = self.trainer.current()
+        if only is not None:
+            stopped = [r for r in self.running() if r in only and self.trainer.stop_run(r)]
+            self.stopping.update(stopped)
+            return current if current is not None and current.run_id in stopped else None
         if current is None or not self.trainer.stop_current():
             return None
-        rec = self.records.get(current.run_id)
-        if rec is not None and rec.status is RunStatus.RUNNING:
-            self.stopping.add(current.run_id)
+        self.stopping.update(self.running() or [current.run_id])
         return current
 
-    def cancel_queue(self) -> list[RunRequest]:
-        """Drop every queued run (the current one goes on); returns what was dropped."""
-        dropped = self.trainer.cancel_queued()
+    def cancel_queue(self, only: set[str] | None = None) -> list[RunRequest]:
+        """Drop the queued runs (with `only`: just those); the ones in progress go on."""
+        if only is None:
+            dropped = self.trainer.cancel_queued()
+        else:
+            dropped = self.trainer.cancel([r.run_id for r in self.trainer.pending()
+                                           if r.run_id in only])
         self._drop(dropped)
         self.sync_queue()
         return dropped

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from trainer.config import MAX_SEED, RunConfig
 from trainer.events import RunRequest, new_run_id
 from trainer.lessons.preset import CUSTOM, Preset
+from trainer.store.record import RunRecord, RunStatus
 
 
 def new_group_id() -> str:
@@ -72,3 +73,22 @@ def overrides_shadowed(preset: Preset, overrides: Mapping[str, Any]) -> list[str
     """Override keys that some variant sets itself, so the override has no effect there."""
     varied = set(preset.varied_keys())
     return [k for k in overrides if k in varied]
+
+
+DONE = (RunStatus.FINISHED, RunStatus.DIVERGED)  # results; the other endings are not
+
+
+def missing_runs(launch: Iterable[RunRecord]) -> list[RunRequest]:
+    """The runs of a lesson launch that gave no result (interrupted, stopped, failed,
+    cancelled), as requests with their recorded settings and the same launch, so that
+    running them completes the comparison instead of starting a new one."""
+    latest: dict[tuple[str, int], RunRecord] = {}
+    done: set[tuple[str, int]] = set()
+    for rec in launch:
+        key = (rec.variant, rec.repeat)
+        latest[key] = rec
+        if rec.status in DONE:
+            done.add(key)
+    return [RunRequest(config=dict(rec.config), preset=rec.preset, variant=rec.variant,
+                       repeat=rec.repeat, group=rec.group)
+            for key, rec in latest.items() if key not in done and rec.terminal and rec.config]

@@ -21,6 +21,7 @@ from trainer.events import (
     RunDiverged,
     RunFailed,
     RunFinished,
+    RunInterrupted,
     RunStarted,
     RunStopped,
 )
@@ -99,7 +100,8 @@ def apply_event(record: RunRecord | None, event: Event) -> RunRecord:
     if record is None:
         record = RunRecord(run_id=run_id, config={}, status=RunStatus.RUNNING)
     if (run_id and run_id != record.run_id) or not isinstance(
-            event, EpochEnd | RunFinished | RunStopped | RunDiverged | RunFailed | Notice):
+            event, EpochEnd | RunFinished | RunStopped | RunDiverged | RunFailed
+            | RunInterrupted | Notice):
         return record
     stamp = now_iso()
     if isinstance(event, EpochEnd):
@@ -128,6 +130,8 @@ def apply_event(record: RunRecord | None, event: Event) -> RunRecord:
             status=RunStatus.DIVERGED, updated=stamp,
             summary=dataclasses.replace(record.summary, epochs_done=event.epochs_done),
             error=RunError(kind="diverged", message=diverged_message(event, record)))
+    if isinstance(event, RunInterrupted):
+        return interrupted(record, clean(event.message))
     if isinstance(event, RunFailed):
         return record.with_changes(
             status=RunStatus.FAILED, updated=stamp,

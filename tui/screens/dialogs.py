@@ -1,4 +1,5 @@
-"""Small modal dialogs: export CSV, confirm quit, dataset missing."""
+"""Small modal dialogs: export CSV, confirm, several choices (quit, partly done lessons),
+dataset missing."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 from typing import ClassVar, Literal
 
 from rich.text import Text
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -154,3 +155,49 @@ class DataMissingScreen(ChoiceScreen):
                               "stand-in for trying the app, not CIFAR-10, so its numbers "
                               "will differ from the course's.", style="dim"),
                          classes="dialog-body")
+
+
+class ChoicesScreen(ModalScreen[str | None]):
+    """A question with several answers, each a button with its own key; Esc answers None.
+
+    The first choice is the default (focused, Enter). Used where two buttons are not enough:
+    quitting with runs going (keep them training / stop them / stay), and running a lesson
+    that is partly done (the missing runs / all again / neither).
+    """
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "choose('')", "Cancel", show=False),
+    ]
+
+    def __init__(self, title: str, body: str, choices: list[tuple[str, str, str]]) -> None:
+        """`choices`: (answer, button label, key) in order, the default first."""
+        super().__init__()
+        self.title_text = title
+        self.text = body
+        self.choices = choices
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog wide"):
+            yield Label(Text(self.title_text), classes="dialog-title")
+            yield Static(Text(self.text), classes="dialog-body")
+            with Horizontal(classes="dialog-buttons"):
+                for i, (answer, label, key) in enumerate(self.choices):
+                    yield Button(f"{label} ({key})", id=f"choice-{answer}",
+                                 variant="primary" if i == 0 else "default")
+
+    def on_mount(self) -> None:
+        self.query(Button).first().focus()
+
+    def on_key(self, event: events.Key) -> None:
+        for answer, _, key in self.choices:
+            if event.key == key:
+                event.stop()
+                self.dismiss(answer)
+                return
+
+    @on(Button.Pressed)
+    def _pressed(self, event: Button.Pressed) -> None:
+        self.dismiss((event.button.id or "").removeprefix("choice-") or None)
+
+    def action_choose(self, answer: str) -> None:
+        self.dismiss(answer or None)
