@@ -60,6 +60,17 @@ class RunStarted:
 
 
 @dataclass(frozen=True)
+class Preparing:
+    """What a run waits for before (and just after) it starts, so no wait is silent:
+    "loading the dataset", "decoding CIFAR-10" (with `fraction`), "building the model",
+    "warming up". Transient, like Progress."""
+
+    run_id: str
+    stage: str
+    fraction: float = -1.0  # 0–1 when known
+
+
+@dataclass(frozen=True)
 class Progress:
     """Throttled (≤10/s) view of the epoch in progress."""
 
@@ -146,6 +157,6 @@ class Notice:
     kind: str = ""
 
 
-Event = (RunStarted | Progress | EpochEnd | RunFinished | RunFailed | RunStopped | RunDiverged
-         | RunInterrupted | Notice)
+Event = (RunStarted | Preparing | Progress | EpochEnd | RunFinished | RunFailed | RunStopped
+         | RunDiverged | RunInterrupted | Notice)
 TERMINAL = (RunFinished, RunFailed, RunStopped, RunDiverged, RunInterrupted)

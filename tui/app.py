@@ -33,7 +33,6 @@ from trainer.host.session import RunSession, TrainerHandle
 from trainer.lessons.planning import missing_runs
 from trainer.lessons.preset import Preset, PresetProblem
 from trainer.lessons.presets import load_presets
-from trainer.lessons.summary_csv import lessons_summary_rows, write_summary_rows
 from trainer.store.csvfile import default_export_path
 from trainer.store.export import summary_path, write_csv
 from trainer.store.record import RunError, RunStatus
@@ -401,6 +400,9 @@ class CnnTuiApp(App):
 
         def write(path: Path) -> Path:
             """The runs, then the lessons' statistics and verdicts beside them."""
+            # Imported here: only an export needs it, and the first frame should not wait.
+            from trainer.lessons.summary_csv import lessons_summary_rows, write_summary_rows
+
             records = self.session.exportable()
             out = write_csv(records, path)
             summary.clear()
@@ -541,7 +543,7 @@ class CnnTuiApp(App):
         yield SystemCommand("Switch dataset", "CIFAR-10 ⇄ synthetic offline data (d)",
                             self.action_switch_dataset)
         yield SystemCommand("Reset toggles", "Back to the lesson's values (ctrl+r)",
-                            lambda: self.main.query_one(ToggleForm).action_reset())
+                            self._reset_toggles)
         yield SystemCommand("Keys", "Show every key (?)", self.action_help)
         for key, preset in t.presets.items():
             yield SystemCommand(f"Switch lesson: {escape(preset.title)}", escape(preset.summary),
@@ -551,6 +553,10 @@ class CnnTuiApp(App):
                                 lambda k=key: self._switch_lesson(k, run=True), discover=False)
         yield SystemCommand("Switch lesson: Custom run", "Your own toggles from the defaults",
                             lambda: self._switch_lesson("custom"), discover=False)
+
+    def _reset_toggles(self) -> None:
+        for form in self.main.query(ToggleForm):
+            form.action_reset()
 
     def _switch_lesson(self, key: str, run: bool = False) -> None:
         from tui.widgets.lessons import LessonList

@@ -27,6 +27,7 @@ from trainer.events import (
     TERMINAL,
     EpochEnd,
     Notice,
+    Preparing,
     Progress,
     RunFailed,
     RunFinished,
@@ -113,6 +114,12 @@ def test_run_reports_events_in_order_and_is_stored(shared, runs_dir):
     shared.submit([req])
     assert shared.busy and shared.current() == req
     events = of_run(pump(shared, ended(req.run_id)), req.run_id)
+    # Every wait has a status: what the run waits for comes before it trains.
+    stages = [e.stage for e in events if isinstance(e, Preparing)]
+    assert "building the model" in stages and stages[-1].startswith("warming up")
+    first_step = next(i for i, e in enumerate(events) if isinstance(e, Progress))
+    assert all(i < first_step for i, e in enumerate(events) if isinstance(e, Preparing))
+    events = [e for e in events if not isinstance(e, Preparing)]
     kinds = [type(e).__name__ for e in events if not isinstance(e, Progress)]
     assert kinds == ["RunStarted", "EpochEnd", "EpochEnd", "RunFinished"]
     assert isinstance(events[0], RunStarted) and events[0].device == "cpu"

@@ -214,5 +214,33 @@ def test_make_splits_is_fixed_disjoint_and_standardisable():
     other = make_splits(raw, tiny(train_subset=1000, split_seed=1), torch.device("cpu"))
     assert not torch.equal(other.val_y, s.val_y)
     x = s.train_x.double() / 255
-    assert torch.allclose(s.mean.view(3).double(), x.mean((0, 2, 3)), atol=1e-5)
-    assert torch.allclose(s.std.view(3).double(), x.std((0, 2, 3), unbiased=False), atol=1e-5)
+    std = make_splits(raw, tiny(train_subset=1000, input_norm="standardize"),
+                      torch.device("cpu"))
+    assert torch.allclose(std.mean.view(3).double(), x.mean((0, 2, 3)), atol=1e-5)
+    assert torch.allclose(std.std.view(3).double(), x.std((0, 2, 3), unbiased=False), atol=1e-5)
+
+
+def test_device_data_cuts_each_split_once_and_counts_only_when_asked(monkeypatch):
+    """A lesson's runs share the data: the split is cut once, statistics only for runs that
+    standardise their inputs (the histogram pass costs seconds on the full set)."""
+    raw = data.make_synthetic(n_train=600, n_test=50)
+    source = data.DeviceData(raw, torch.device("cpu"))
+    counted = []
+    real = data.channel_stats
+    monkeypatch.setattr(data, "channel_stats", lambda x: counted.append(len(x)) or real(x))
+    first = source.splits(tiny(train_subset=600))
+    assert source.splits(tiny(train_subset=600, seed=3)).train_x is first.train_x
+    assert counted == [] and torch.equal(first.std, torch.ones(1, 3, 1, 1))
+    for seed in (0, 1):
+        source.splits(tiny(train_subset=600, seed=seed, input_norm="standardize"))
+    assert counted == [len(first.train_y)]  # once per split, and only when standardising
+
+
+def test_synthetic_data_is_cached_on_disk(isolated_home):
+    notes: list[str] = []
+    first = data.load_raw("synthetic", notify=notes.append)
+    assert any("first use only" in n for n in notes)
+    notes.clear()
+    again = data.load_raw("synthetic", notify=notes.append)
+    assert notes == [] and torch.equal(again.train_x, first.train_x)
+    assert again.name == "synthetic" and again.note == first.note

@@ -11,7 +11,15 @@ import torch
 from helpers import tiny
 
 from trainer.engine import data, loop
-from trainer.events import EpochEnd, Progress, RunFinished, RunRequest, RunStarted, RunStopped
+from trainer.events import (
+    EpochEnd,
+    Preparing,
+    Progress,
+    RunFinished,
+    RunRequest,
+    RunStarted,
+    RunStopped,
+)
 
 CPU = torch.device("cpu")
 
@@ -22,16 +30,22 @@ def small_raw():
     return data.make_synthetic(n_train=600, n_test=200)
 
 
-def run(cfg, raw, should_stop=lambda: False, stamps=None):
+def run(cfg, raw, should_stop=lambda: False, stamps=None, stages=None):
+    """The run's events; its Preparing statuses go to `stages` (they come before training)."""
     events = []
 
     def emit(event):
+        if isinstance(event, Preparing):
+            assert not any(isinstance(e, Progress) for e in events)
+            if stages is not None:
+                stages.append(event.stage)
+            return
         events.append(event)
         if stamps is not None:
             stamps.append(time.perf_counter())
 
     loop.train(RunRequest(cfg.to_dict(), preset="p", variant="v", repeat=1, group="g"),
-               raw, CPU, emit, should_stop)
+               data.DeviceData(raw, CPU), CPU, emit, should_stop)
     return events
 
 
@@ -56,7 +70,9 @@ def scripted_val_losses(monkeypatch, losses):
 
 def test_event_sequence_and_fields(small_raw):
     stamps: list[float] = []
-    events = run(tiny(train_subset=512, epochs=2), small_raw, stamps=stamps)
+    stages: list[str] = []
+    events = run(tiny(train_subset=512, epochs=2), small_raw, stamps=stamps, stages=stages)
+    assert stages == ["building the model", "warming up"]  # no wait without a status
     started, finished = events[0], events[-1]
     assert isinstance(started, RunStarted) and isinstance(finished, RunFinished)
     assert (started.preset, started.variant, started.repeat, started.group) == ("p", "v", 1, "g")
@@ -141,7 +157,8 @@ def test_stop_is_honoured_within_one_batch(small_raw):
         events.append(event)
         state["stop"] = state["stop"] or isinstance(event, EpochEnd)
 
-    loop.train(RunRequest(tiny(train_subset=256, epochs=5).to_dict()), small_raw, CPU, emit,
+    loop.train(RunRequest(tiny(train_subset=256, epochs=5).to_dict()),
+               data.DeviceData(small_raw, CPU), CPU, emit,
                emit_stop_after_epoch_1)
     assert isinstance(events[-1], RunStopped) and events[-1].epochs_done == 1
     assert not any(isinstance(e, RunFinished) for e in events)

@@ -24,6 +24,7 @@ from trainer.events import (
     EpochEnd,
     Event,
     Notice,
+    Preparing,
     RunDiverged,
     RunFailed,
     RunFinished,
@@ -74,11 +75,23 @@ class LiveView:
 
     def _event(self, rec: RunRecord, event: object) -> None:
         run_id = rec.run_id
-        if isinstance(event, RunStarted):
+        if isinstance(event, Preparing):
+            pct = f" {event.fraction:.0%}" if 0 <= event.fraction <= 1 else ""
+            info = f"{event.stage}{pct}…"
+            if run_id in self.tasks:
+                self._update(run_id, 0, info)
+            else:
+                self.tasks[run_id] = self.progress.add_task(rec.name(of_all=True), total=None,
+                                                            info=info)
+        elif isinstance(event, RunStarted):
             steps = max(event.steps_per_epoch, 1)
-            self.tasks[run_id] = self.progress.add_task(
-                rec.name(of_all=True), total=max(rec.epochs, 1) * steps,
-                info=f"starting on {event.device}")
+            total = max(rec.epochs, 1) * steps
+            if run_id in self.tasks:
+                self.progress.update(self.tasks[run_id], total=total,
+                                     info=f"starting on {event.device}")
+            else:
+                self.tasks[run_id] = self.progress.add_task(
+                    rec.name(of_all=True), total=total, info=f"starting on {event.device}")
             if event.dataset_note:
                 self.notice(event.dataset_note, "info")
         elif isinstance(event, ProgressEvent):

@@ -13,6 +13,7 @@ purposes, so it loads with a warning.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import io
 import math
@@ -56,6 +57,7 @@ SYNTHETIC_CLASSES = ["disk", "ring", "square", "frame", "triangle",
                      "plus", "striped disk", "two dots", "ellipse", "checkered disk"]
 
 Notify = Callable[[str], None]
+Stage = Callable[[str, float], None]  # (what the wait is for, fraction done or -1)
 
 
 class DataError(Exception):
@@ -81,31 +83,36 @@ class RawData:
 
 
 def load_raw(dataset: str, data_dir: str | Path | None = None,
-             notify: Notify | None = None) -> RawData:
-    """Load `dataset` ("cifar10" | "synthetic"); raises DataError with a fix-it message."""
+             notify: Notify | None = None, stage: Stage | None = None) -> RawData:
+    """Load `dataset` ("cifar10" | "synthetic"); raises DataError with a fix-it message.
+    `stage(what, fraction)` hears what the wait is for (decoding: the fraction done)."""
     say = notify or (lambda _msg: None)
+    step = stage or (lambda _what, _fraction: None)
     if dataset == "synthetic":
-        return make_synthetic()
+        return load_synthetic(say, step)
     if dataset == "cifar10":
-        return load_cifar10(data_dir, say)
+        return load_cifar10(data_dir, say, step)
     raise DataError(f"unknown dataset '{dataset}' (use cifar10 or synthetic)")
 
 
 # -- CIFAR-10 -------------------------------------------------------------------------------
 
-def load_cifar10(data_dir: str | Path | None, notify: Notify) -> RawData:
+def load_cifar10(data_dir: str | Path | None, notify: Notify,
+                 stage: Stage | None = None) -> RawData:
     """Find (or download) CIFAR-10, then read the decoded-tensor cache or build it."""
     src = locate.find_cifar10(data_dir)
     if src is None:
         src = download_cifar10(data_dir, notify)
+    step = stage or (lambda _what, _fraction: None)
     cache = paths.cache_dir() / f"cifar10-{source_key(src)}.pt"
     if cache.is_file():
         try:
+            step("loading CIFAR-10 from its cache", -1.0)
             return read_cache(cache)
         except Exception as exc:  # stale or damaged cache: rebuild it, it is only a cache
             notify(f"ignoring unreadable dataset cache {cache} ({one_line(exc)}); rebuilding")
     notify(f"decoding CIFAR-10 from {src} (first use only; cached in {cache.parent})")
-    raw = decode_cifar10(src)
+    raw = decode_cifar10(src, step)
     if raw.note:
         notify(f"CIFAR-10 at {src}: {raw.note}")
     write_cache(raw, cache, notify)
@@ -248,7 +255,7 @@ def parse_batch(blob: bytes, where: str) -> tuple[np.ndarray, np.ndarray, bool]:
     return np.ascontiguousarray(x), y, converted
 
 
-def decode_cifar10(src: Path) -> RawData:
+def decode_cifar10(src: Path, stage: Stage | None = None) -> RawData:
     """Decode and validate all batches of a folder or archive into uint8 tensors."""
     files = read_source_files(src)
     for name in [*TRAIN_FILES, TEST_FILE]:
@@ -258,7 +265,12 @@ def decode_cifar10(src: Path) -> RawData:
                             f"{src} is incomplete — download it again or use "
                             "--dataset synthetic.", path=where)
     notes: list[str] = []
-    parsed = {name: parse_batch(*files[name]) for name in [*TRAIN_FILES, TEST_FILE]}
+    names = [*TRAIN_FILES, TEST_FILE]
+    parsed = {}
+    for i, name in enumerate(names):
+        if stage is not None:
+            stage("decoding CIFAR-10", i / len(names))
+        parsed[name] = parse_batch(*files[name])
     train_x = np.concatenate([parsed[n][0] for n in TRAIN_FILES])
     train_y = np.concatenate([parsed[n][1] for n in TRAIN_FILES])
     test_x, test_y, _ = parsed[TEST_FILE]
@@ -290,12 +302,12 @@ def decode_cifar10(src: Path) -> RawData:
     )
 
 
-def read_cache(path: Path) -> RawData:
+def read_cache(path: Path, name: str = "cifar10") -> RawData:
     blob = torch.load(path, weights_only=True)
     if blob.get("version") != CACHE_VERSION:
         raise ValueError("cache from another version")
     return RawData(train_x=blob["train_x"], train_y=blob["train_y"], test_x=blob["test_x"],
-                   test_y=blob["test_y"], classes=list(blob["classes"]), name="cifar10",
+                   test_y=blob["test_y"], classes=list(blob["classes"]), name=name,
                    note=str(blob["note"]))
 
 
@@ -329,7 +341,27 @@ def one_line(exc: BaseException) -> str:
 
 # -- synthetic data ---------------------------------------------------------------------------
 
-def make_synthetic(n_train: int = 10_000, n_test: int = 2_000, seed: int = 1234) -> RawData:
+SYNTHETIC_VERSION = 1  # bump when the images change: the cached copy is then rebuilt
+
+
+def load_synthetic(notify: Notify, stage: Stage | None = None) -> RawData:
+    """The synthetic set from its cache file, or drawn (seconds of work) and cached."""
+    cache = paths.cache_dir() / f"synthetic-v{CACHE_VERSION}.{SYNTHETIC_VERSION}.pt"
+    if cache.is_file():
+        try:
+            if stage is not None:
+                stage("loading the synthetic dataset from its cache", -1.0)
+            return read_cache(cache, name="synthetic")
+        except Exception as exc:  # stale or damaged: draw it again, it is only a cache
+            notify(f"ignoring unreadable dataset cache {cache} ({one_line(exc)}); rebuilding")
+    notify("drawing the synthetic dataset (first use only; cached)")
+    raw = make_synthetic(stage=stage)
+    write_cache(raw, cache, notify)
+    return raw
+
+
+def make_synthetic(n_train: int = 10_000, n_test: int = 2_000, seed: int = 1234,
+                   stage: Stage | None = None) -> RawData:
     """Ten classes of 32×32 shapes: learnable by a CNN, but not from colour or one pixel.
 
     Each class is a shape (disk, ring, square, frame, triangle, plus, striped disk, two dots,
@@ -341,13 +373,14 @@ def make_synthetic(n_train: int = 10_000, n_test: int = 2_000, seed: int = 1234)
     Deterministic for a given seed.
     """
     gen = torch.Generator().manual_seed(seed)
-    x, y = _synthetic_images(n_train + n_test, gen)
+    x, y = _synthetic_images(n_train + n_test, gen, stage)
     return RawData(train_x=x[:n_train].contiguous(), train_y=y[:n_train].contiguous(),
                    test_x=x[n_train:].contiguous(), test_y=y[n_train:].contiguous(),
                    classes=list(SYNTHETIC_CLASSES), name="synthetic", note=SYNTHETIC_NOTE)
 
 
-def _synthetic_images(n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def _synthetic_images(n: int, gen: torch.Generator,
+                      stage: Stage | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Draw every image's parameters up front, then render in cache-sized chunks (fast)."""
 
     def rand(*shape: int) -> torch.Tensor:
@@ -371,6 +404,8 @@ def _synthetic_images(n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch
     }
     out = torch.empty(n, 3, 32, 32, dtype=torch.uint8)
     for lo in range(0, n, 500):
+        if stage is not None:
+            stage("drawing the synthetic dataset", lo / n)
         p = {k: v[lo:lo + 500] for k, v in params.items()}
         img = _render(p)
         img = img + 0.08 * torch.randn(img.shape, generator=gen)  # pixel noise
@@ -463,17 +498,53 @@ def channel_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 def make_splits(raw: RawData, cfg: RunConfig, device: torch.device) -> Splits:
     """train_subset (first N training images), then a fixed val split; all on `device`."""
-    n = min(cfg.train_subset or len(raw.train_y), len(raw.train_y))
-    if n < 2:
-        raise DataError(f"train_subset={n} leaves nothing to split into train and validation")
-    tr, va = split_indices(n, cfg.val_split, cfg.split_seed)
-    train_x, train_y = raw.train_x[tr], raw.train_y[tr]
-    mean, std = channel_stats(train_x)
+    return DeviceData(raw, device).splits(cfg)
 
-    def put(t: torch.Tensor) -> torch.Tensor:
-        return t.to(device, non_blocking=True)
 
-    return Splits(train_x=put(train_x), train_y=put(train_y),
-                  val_x=put(raw.train_x[va]), val_y=put(raw.train_y[va]),
-                  test_x=put(raw.test_x), test_y=put(raw.test_y),
-                  mean=put(mean), std=put(std))
+class DeviceData:
+    """A decoded dataset on one device, kept by the worker across the runs of a lesson.
+
+    The images go to the device once; each split (train_subset, val_split, split_seed) is cut
+    once, and the channel statistics are computed only for runs that standardise their
+    inputs (3 s of histogram work on the full training set that `input_norm=unit` never uses).
+    """
+
+    MAX_SPLITS = 2  # a lesson uses one split; a second one keeps a toggle run cheap too
+
+    def __init__(self, raw: RawData, device: torch.device) -> None:
+        self.raw = raw
+        self.device = device
+        self.note = raw.note
+        on_cpu = device.type == "cpu"
+        self.train_x = raw.train_x if on_cpu else raw.train_x.to(device)
+        self.train_y = raw.train_y if on_cpu else raw.train_y.to(device)
+        self.test_x = raw.test_x if on_cpu else raw.test_x.to(device)
+        self.test_y = raw.test_y if on_cpu else raw.test_y.to(device)
+        self._splits: dict[tuple[int, float, int], Splits] = {}
+        self._stats: dict[tuple[int, float, int], tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def splits(self, cfg: RunConfig) -> Splits:
+        n = min(cfg.train_subset or len(self.raw.train_y), len(self.raw.train_y))
+        if n < 2:
+            raise DataError(f"train_subset={n} leaves nothing to split into train and "
+                            "validation")
+        key = (n, cfg.val_split, cfg.split_seed)
+        split = self._splits.get(key)
+        if split is None:
+            tr, va = split_indices(n, cfg.val_split, cfg.split_seed)
+            tr_d, va_d = tr.to(self.device), va.to(self.device)
+            ones = torch.ones(1, 3, 1, 1, device=self.device)
+            split = Splits(train_x=self.train_x[tr_d], train_y=self.train_y[tr_d],
+                           val_x=self.train_x[va_d], val_y=self.train_y[va_d],
+                           test_x=self.test_x, test_y=self.test_y,
+                           mean=torch.zeros_like(ones), std=ones)
+            while len(self._splits) >= self.MAX_SPLITS:
+                self._splits.pop(next(iter(self._splits)))
+            self._splits[key] = split
+        if cfg.input_norm != "standardize":
+            return split
+        if key not in self._stats:
+            mean, std = channel_stats(split.train_x)
+            self._stats[key] = (mean.to(self.device), std.to(self.device))
+        mean, std = self._stats[key]
+        return dataclasses.replace(split, mean=mean, std=std)

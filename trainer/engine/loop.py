@@ -29,11 +29,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from trainer.config import RunConfig
-from trainer.engine.data import RawData, Splits, make_splits
+from trainer.engine.data import DeviceData, Splits
 from trainer.engine.model import build_model, count_params, kernels
 from trainer.events import (
     EpochEnd,
     Event,
+    Preparing,
     Progress,
     RunDiverged,
     RunFinished,
@@ -69,7 +70,7 @@ def check_finite(epoch: int, *losses: float) -> None:
             raise Diverged(epoch, loss)
 
 
-def train(request: RunRequest, raw: RawData, device: torch.device,
+def train(request: RunRequest, source: DeviceData, device: torch.device,
           emit: Callable[[Event], None], should_stop: Callable[[], bool]) -> None:
     """Train one run; emits RunStarted, Progress…, EpochEnd…, then RunFinished or RunStopped."""
     cfg = RunConfig.from_dict(request.config)
@@ -81,7 +82,8 @@ def train(request: RunRequest, raw: RawData, device: torch.device,
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
 
-    data = make_splits(raw, cfg, device)
+    data = source.splits(cfg)
+    emit(Preparing(run_id, "building the model"))
     model = build_model(cfg).to(device)
     if cuda:
         model = model.to(memory_format=torch.channels_last)  # NHWC: tensor-core friendly convs
@@ -96,9 +98,10 @@ def train(request: RunRequest, raw: RawData, device: torch.device,
         repeat=request.repeat, group=request.group, device=str(device),
         device_name=device_name(device), torch_version=str(torch.__version__),
         params=count_params(model), steps_per_epoch=len(bounds), train_size=n_train,
-        val_size=len(data.val_y), test_size=len(data.test_y), dataset_note=raw.note,
+        val_size=len(data.val_y), test_size=len(data.test_y), dataset_note=source.note,
     ))
 
+    emit(Preparing(run_id, "warming up" + (" (cuDNN picks its kernels)" if cuda else "")))
     prep = Prep(data, cfg, cuda)
     best = Best()
     epochs_done, train_images, train_time, total_time = 0, 0, 0.0, 0.0

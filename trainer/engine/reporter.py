@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import queue
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -81,12 +83,14 @@ class RunReporter:
     (RunStarted, every EpochEnd, the end), then send it on.
 
     Saving before sending means that whenever the parent sees an event, the store already has
-    it. A failed save (disk full) does not stop training: the user gets one warning per run.
-    Torch-free, so it can be tested without a worker.
+    it. With `background`, saving and sending happen on a thread of their own, in order, so
+    the training thread never waits for a disk (two fsyncs per epoch end); `close` waits for
+    everything to be out. A failed save (disk full) does not stop training: the user gets one
+    warning per run. Torch-free, so it can be tested without a worker.
     """
 
     def __init__(self, store: Saver, send: Callable[[Event], None], request: RunRequest,
-                 env: RunEnv | None = None) -> None:
+                 env: RunEnv | None = None, background: bool = False) -> None:
         self.store = store
         self.send = send
         self.request = request
@@ -96,26 +100,56 @@ class RunReporter:
         self.terminal = False  # a RunFinished/RunStopped/RunFailed went out
         self.store_warned = False
         self.unsaved = False  # the last save failed: the file on disk is behind the record
+        self._lock = threading.Lock()
+        self._queue: queue.SimpleQueue[tuple[Event, RunRecord | None] | None] | None = None
+        self._thread: threading.Thread | None = None
+        if background:
+            self._queue = queue.SimpleQueue()
+            self._thread = threading.Thread(target=self._drain, daemon=True,
+                                            name=f"save-{self.run_id}")
+            self._thread.start()
 
     def emit(self, event: Event) -> None:
         event = plain_event(event)
-        if isinstance(event, TERMINAL):
-            if self.terminal:
-                return  # one result per run, whatever happens afterwards
-            self.terminal = True
-        self.record = apply_event(self.record, event)
-        notice = None
-        if isinstance(event, (RunStarted, EpochEnd, *TERMINAL)):
-            notice = self.save()
+        with self._lock:
+            if isinstance(event, TERMINAL):
+                if self.terminal:
+                    return  # one result per run, whatever happens afterwards
+                self.terminal = True
+            self.record = apply_event(self.record, event)
+            durable = isinstance(event, (RunStarted, EpochEnd, *TERMINAL))
+            snapshot = self.record if durable else None
+        if self._queue is None:
+            self._deliver(event, snapshot)
+        else:
+            self._queue.put((event, snapshot))
+
+    def close(self) -> None:
+        """Wait until every event is saved and sent (the end of the run)."""
+        if self._queue is not None and self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._queue = None
+
+    def _drain(self) -> None:
+        assert self._queue is not None
+        while (item := self._queue.get()) is not None:
+            self._deliver(*item)
+
+    def _deliver(self, event: Event, snapshot: RunRecord | None) -> None:
+        notice = self._save(snapshot) if snapshot is not None else None
         self.send(event)
         if notice is not None:
             self.send(notice)
 
     def save(self) -> Notice | None:
-        """Persist the record; on failure return the (first) warning to show."""
+        """Persist the record now; on failure return the (first) warning to show."""
         assert self.record is not None
+        return self._save(self.record)
+
+    def _save(self, record: RunRecord) -> Notice | None:
         try:
-            self.store.save(self.record)
+            self.store.save(record)
         except StoreError as exc:
             log(exc.message)
             self.unsaved = True
@@ -124,7 +158,8 @@ class RunReporter:
             self.store_warned = True  # once per run: the UI should not drown in warnings
             notice = Notice(message=f"{exc.message} — training goes on, but this run may not "
                             "be kept", level="warning", run_id=self.run_id, kind="unsaved")
-            self.record = apply_event(self.record, notice)
+            with self._lock:
+                self.record = apply_event(self.record, notice)
             return notice
         if self.unsaved:  # the disk has room again: this save holds every epoch so far
             self.unsaved = False

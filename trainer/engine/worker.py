@@ -20,6 +20,7 @@ import queue
 import signal
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Callable
 from multiprocessing.connection import Connection, wait
@@ -29,7 +30,7 @@ from typing import Any
 from trainer.config import ConfigError, RunConfig
 from trainer.engine.faults import Fault
 from trainer.engine.reporter import RunReporter, log, set_verbose
-from trainer.events import Event, Notice, RunFailed, RunRequest, WorkerSettings
+from trainer.events import Event, Notice, Preparing, RunFailed, RunRequest, WorkerSettings
 from trainer.store.liveness import host_name
 from trainer.store.record import RunEnv
 from trainer.store.runstore import RunStore
@@ -198,7 +199,13 @@ class _Worker:
 
     def run(self, request: RunRequest) -> None:
         report = self.reporter = RunReporter(self.store, self.sender.put, request,
-                                             self.env_guess())
+                                             self.env_guess(), background=True)
+        try:
+            self._run(request, report)
+        finally:
+            report.close()  # every epoch saved and sent before the next run starts
+
+    def _run(self, request: RunRequest, report: RunReporter) -> None:
         log(f"run {request.run_id} ({request.preset}/{request.variant} #{request.repeat})")
         if self.import_error:
             report.fail("error", self.import_error)
@@ -216,12 +223,12 @@ class _Worker:
         loaded = False
         try:
             device = self.resolve_device()
-            raw = self.raw_data(cfg, report)
+            source = self.device_data(cfg, device, report)
             loaded = True
             emit: Callable[[Event], None] = report.emit
             if self.fault is not None:
                 emit = self.fault.wrap(report, self.torch, self.store.dir)
-            self.loop.train(request, raw, device, emit, self.should_stop)
+            self.loop.train(request, source, device, emit, self.should_stop)
         except _DeviceError as exc:
             failure = ("config", str(exc), "")
         except Exception as exc:
@@ -306,8 +313,9 @@ class _Worker:
             raise _DeviceError(f"device '{name}' is not supported — use auto, cpu or cuda")
         return device
 
-    def raw_data(self, cfg: RunConfig, report: RunReporter) -> Any:
-        """Decoded dataset, cached across runs (a lesson trains many runs on the same data)."""
+    def device_data(self, cfg: RunConfig, device: Any, report: RunReporter) -> Any:
+        """The dataset decoded and on the device, kept across runs (a lesson trains many
+        runs on the same data: it is loaded, and copied to the device, once)."""
         key = (cfg.dataset, self.settings.data_dir)
         if key in self.raw_cache:
             return self.raw_cache[key]
@@ -315,10 +323,22 @@ class _Worker:
         def notify(message: str) -> None:
             report.emit(Notice(message=message, level="info", run_id=report.run_id))
 
-        raw = self.data.load_raw(cfg.dataset, self.settings.data_dir, notify=notify)
+        last = [0.0]
+
+        def stage(what: str, fraction: float) -> None:
+            now = time.monotonic()  # at most ~10 a second: a status, not a flood
+            if fraction <= 0 or now - last[0] >= 0.1:
+                last[0] = now
+                report.emit(Preparing(report.run_id, what, fraction))
+
+        stage("loading the dataset", -1.0)
+        raw = self.data.load_raw(cfg.dataset, self.settings.data_dir, notify=notify,
+                                 stage=stage)
         while len(self.raw_cache) >= RAW_CACHE_SIZE:
             self.raw_cache.pop(next(iter(self.raw_cache)))
-        self.raw_cache[key] = raw
-        return raw
+        if device.type != "cpu":
+            stage(f"copying the dataset to {device}", -1.0)
+        source = self.raw_cache[key] = self.data.DeviceData(raw, device)
+        return source
 
 

@@ -22,6 +22,7 @@ from trainer.events import (
     EpochEnd,
     Event,
     Notice,
+    Preparing,
     Progress,
     RunFailed,
     RunRequest,
@@ -74,6 +75,7 @@ class RunSession:
         self.keep_cancelled = keep_cancelled  # a CLI's final table lists cancelled runs
         self.records: dict[str, RunRecord] = {}
         self.progress: dict[str, Progress] = {}
+        self.preparing: dict[str, Preparing] = {}  # what a run waits for, until it trains
         self.stopping: set[str] = set()
         self.device = ""  # of the latest run that started
         self.device_name = ""
@@ -185,7 +187,14 @@ class RunSession:
                     self.put(apply_event(self.records[ev.run_id], ev))
                 continue
             run_id = ev.run_id
+            if isinstance(ev, Preparing):
+                if run_id in self.records and not self.records[run_id].terminal:
+                    self.preparing[run_id] = ev
+                    up.runs.add(run_id)
+                    up.live.add(run_id)
+                continue
             if isinstance(ev, Progress):
+                self.preparing.pop(run_id, None)
                 # Transient: only the newest per run matters.
                 rec = self.records.get(run_id)
                 if rec is not None and rec.status is RunStatus.RUNNING:
@@ -207,6 +216,7 @@ class RunSession:
                 up.epochs.append(ev)
             if isinstance(ev, TERMINAL):
                 self.progress.pop(run_id, None)
+                self.preparing.pop(run_id, None)
                 self.stopping.discard(run_id)
                 up.ended.append((run_id, self.records[run_id].status))
                 if isinstance(ev, RunFailed):

@@ -21,6 +21,7 @@ from collections import deque
 from collections.abc import Iterable
 from multiprocessing import AuthenticationError
 from multiprocessing.connection import Client, Connection
+from pathlib import Path
 from typing import Any
 
 from trainer.events import Event, Notice, RunInterrupted, RunRequest, WorkerSettings
@@ -66,10 +67,15 @@ def spawn_lab(place: LabPlace, settings: WorkerSettings,
         cmd += ["--data-dir", str(settings.data_dir)]
     if devices:
         cmd += ["--devices", devices]
+    # The lab runs the same code as this client (a checkout, not whatever is installed).
+    here = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        p for p in (here, os.environ.get("PYTHONPATH", "")) if p)}
     log = open(place.log_file, "ab")  # noqa: SIM115 - handed to the child
     try:
         return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                start_new_session=True, close_fds=True, cwd=str(place.root))
+                                start_new_session=True, close_fds=True, cwd=str(place.root),
+                                env=env)
     finally:
         log.close()
 

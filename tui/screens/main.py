@@ -8,6 +8,7 @@ the Footer while they can do nothing.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import ClassVar
 
@@ -17,6 +18,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.reactive import reactive
 from textual.screen import Screen
+from textual.widget import MountError
 from textual.widgets import Footer, Header, TabbedContent, TabPane
 
 from tui.messages import LessonChosen, RunSelected, TogglesChanged
@@ -70,8 +72,7 @@ class MainScreen(Screen):
             with TabPane("1 Lessons", id="lessons"), Horizontal(id="lessons-body"):
                 yield LessonList(self.toggles.presets, id="lesson-list")
                 yield LessonView(id="lesson-view")
-            with TabPane("2 Toggles", id="toggles"):
-                yield ToggleForm(self.toggles, blink=self.blink, id="toggle-form")
+            yield TabPane("2 Toggles", id="toggles")  # its form comes after the first frame
             with TabPane("3 Runs", id="runs"), Vertical(id="runs-body"):
                 with Horizontal(id="charts"):
                     yield CurveChart("loss", id="loss-chart")
@@ -86,6 +87,7 @@ class MainScreen(Screen):
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
+        self.call_after_refresh(self._mount_toggles)
         lessons = self.query_one(LessonList)
         lessons.select_key(self.toggles.lesson)
         lessons.focus()
@@ -156,8 +158,20 @@ class MainScreen(Screen):
     def _lesson(self, event: LessonChosen) -> None:
         self.toggles.select(event.key)
         self.query_one(LessonView).show(self.toggles, self.runs)
-        self.query_one(ToggleForm).load()
+        self._reload_toggles()
         self.runs.dirty_bar = True
+
+    async def _mount_toggles(self) -> None:
+        """The toggle form (dozens of controls the first screen hides) is mounted after
+        the first frame, which it would otherwise delay by most of a second."""
+        pane = self.query_one("#toggles", TabPane)
+        with contextlib.suppress(MountError):  # the app quit before its first frame was out
+            await pane.mount(ToggleForm(self.toggles, blink=self.blink, id="toggle-form"))
+
+    def _reload_toggles(self) -> None:
+        # (The form is mounted lazily; once mounted it loads the current toggles itself.)
+        for form in self.query(ToggleForm):
+            form.load()
 
     @on(TogglesChanged)
     def _toggles(self) -> None:
@@ -187,14 +201,16 @@ class MainScreen(Screen):
         if name == "lessons":
             self.query_one(LessonList).focus()
         elif name == "toggles":
-            self.query_one(ToggleForm).first_control().focus()
+            for form in self.query(ToggleForm):
+                form.first_control().focus()
         else:
             self.query_one(ResultsTable).focus()
 
     def show_field(self, key: str) -> None:
         """Bring an invalid toggle into view with the cursor in it."""
         self.query_one(TabbedContent).active = "toggles"
-        self.query_one(ToggleForm).focus_key(key)
+        for form in self.query(ToggleForm):
+            form.focus_key(key)
 
     def action_chart_mode(self) -> None:
         self.chart_mode = "runs" if self.chart_mode == "mean" else "mean"
@@ -206,7 +222,7 @@ class MainScreen(Screen):
 
     def after_toggles_changed(self) -> None:
         """The app changed toggles behind the form's back (dataset switch): redraw them."""
-        self.query_one(ToggleForm).load()
+        self._reload_toggles()
         self.query_one(LessonView).show(self.toggles, self.runs)
         self.runs.dirty_bar = True
 

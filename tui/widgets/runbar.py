@@ -9,6 +9,7 @@ from textual.widget import Widget
 from textual.widgets import Label, ProgressBar
 
 from trainer import formats as fmt
+from trainer.events import Preparing
 from trainer.host.session import STOPPING
 from tui.state.runs import RunsView
 
@@ -17,6 +18,14 @@ def show(label: Label, text: Text) -> None:
     """Update only on change: every update re-lays out the screen."""
     if label.content != text:
         label.update(text)
+
+
+def waiting_for(prep: Preparing | None) -> Text:
+    """'decoding CIFAR-10 40%…': what a run waits for before it trains."""
+    if prep is None:
+        return Text("starting the trainer (importing PyTorch)…", style="dim")
+    pct = f" {prep.fraction:.0%}" if 0 <= prep.fraction <= 1 else ""
+    return Text(f"{prep.stage}{pct}…", style="dim")
 
 
 class RunBar(Widget):
@@ -38,7 +47,14 @@ class RunBar(Widget):
         running = session.running()
         self.set_class(bool(running), "-running")
         bar.display = bool(running)
-        if not running:
+        current = session.current
+        if not running and current is not None and current.run_id in session.records:
+            # Handed to the trainer, not training yet: say what it waits for.
+            rec = session.records[current.run_id]
+            show(label, Text.assemble(("◔ ", "bold"), (rec.name(), "bold"), "  ",
+                                      waiting_for(session.preparing.get(current.run_id))))
+            show(eta, Text(""))
+        elif not running:
             show(label, Text("◌ idle", style="dim"))
             show(eta, Text(idle_hint, style="dim"))
         else:
@@ -60,7 +76,8 @@ class RunBar(Widget):
                            progress=(prog.epoch - 1) * prog.steps + prog.step)
             else:
                 done = len(rec.history)
-                name.append(f"  ep {min(done + 1, epochs)}/{epochs} · starting…")
+                name.append(f"  ep {min(done + 1, epochs)}/{epochs} · ")
+                name.append_text(waiting_for(session.preparing.get(run_id)))
                 bar.update(total=epochs, progress=done)
             show(label, name)
             show(eta, Text(f"ETA {fmt.duration(state.eta(run_id))}"))

@@ -1,0 +1,135 @@
+"""Dead time: the app's first frame, and how long a run waits before its first step.
+
+  frame       process start → first frame: a bare Textual hello-world app, and cnn-tui (an
+              empty runs folder, no trainer started); the goal is cnn-tui ≤ 1.5× hello-world
+  first step  `cnn-tui run` start → the run's first Progress event (its first steps done),
+              with the synthetic data cached: into a lab whose worker is warm (the TUI's
+              case: the lab starts its workers when the app opens), and cold (no lab yet:
+              the worker imports torch first)
+  setup       per-run setup inside a warm worker: request sent → RunStarted, → first Progress
+
+    python benchmarks/bench_start.py [--rounds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = ["--dataset", "synthetic", "--epochs", "1", "--set", "train_subset=2000",
+        "--set", "widths=8,16,16"]
+
+HELLO = """
+import time, sys
+from textual.app import App
+from textual.widgets import Label
+class Hello(App):
+    def compose(self):
+        yield Label("hello")
+    def on_mount(self):
+        self.call_after_refresh(self.exit)
+Hello().run(headless=True, size=(100, 30))
+"""
+
+CNN = """
+import sys
+from pathlib import Path
+from trainer.host.process import TrainerProcess
+from trainer.events import WorkerSettings
+from tui.app import CnnTuiApp, StartOptions
+runs = Path(sys.argv[1])
+app = CnnTuiApp(TrainerProcess(WorkerSettings(runs_dir=str(runs))),
+                StartOptions(runs_dir=runs, prestart=False, check_data=False))
+app.call_after_refresh(app.exit)
+app.run(headless=True, size=(100, 30))
+"""
+
+
+def frame(script: str, *args: str) -> float:
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-c", script, *args], check=True, cwd=REPO,
+                   capture_output=True, env={**os.environ, "CNN_TUI_LAB": "off"})
+    return time.perf_counter() - t0
+
+
+def lab_env(home: Path) -> dict[str, str]:
+    return {**os.environ, "CNN_TUI_HOME": str(home), "CNN_TUI_LAB": "on",
+            "CNN_TUI_LAB_DIR": tempfile.mkdtemp(prefix="cnn-lab-"), "CNN_TUI_LAB_IDLE_S": "30"}
+
+
+def first_step(env: dict[str, str]) -> float:
+    """`cnn-tui run` start → first Progress of its run, watched by a second client."""
+    os.environ.update(env)
+    from trainer.events import Progress
+    from trainer.lab.client import LabClient
+
+    runs = str(Path(env["CNN_TUI_HOME"]) / "runs")
+    watcher = LabClient.connect(runs, "bench")
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "trainer", "run", *TINY], cwd=REPO, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while not any(isinstance(e, Progress) for e in watcher.poll(0.01)):
+        pass
+    elapsed = time.perf_counter() - t0
+    proc.wait()
+    watcher.shutdown()
+    return elapsed
+
+
+def setup_times(rounds: int) -> tuple[list[float], list[float]]:
+    from trainer.config import RunConfig
+    from trainer.events import TERMINAL, Progress, RunRequest, RunStarted, WorkerSettings
+    from trainer.host.process import TrainerProcess
+
+    cfg = RunConfig.from_dict(dict(dataset="synthetic", epochs=1, widths=(8, 16, 16),
+                                   train_subset=2000)).to_dict()
+    started, stepped = [], []
+    with TrainerProcess(WorkerSettings()) as tp:
+        for i in range(rounds + 1):
+            t0 = time.perf_counter()
+            tp.submit(RunRequest(config=cfg, variant=f"r{i}"))
+            marks: dict[type, float] = {}
+            while True:
+                events = tp.poll(0.01)
+                for ev in events:
+                    marks.setdefault(type(ev), time.perf_counter() - t0)
+                if any(isinstance(e, TERMINAL) for e in events):
+                    break
+            if i:  # the first run pays the worker start and the data load
+                started.append(marks[RunStarted])
+                stepped.append(marks[Progress])
+    return started, stepped
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    home = Path(tempfile.mkdtemp(prefix="bench-start-"))
+    os.environ["CNN_TUI_HOME"] = str(home)
+    med = statistics.median
+    hello = med(frame(HELLO) for _ in range(args.rounds))
+    cnn = med(frame(CNN, str(home / "runs")) for _ in range(args.rounds))
+    print(f"first frame: hello-world {hello:.2f} s · cnn-tui {cnn:.2f} s "
+          f"({cnn / hello:.2f}×; goal ≤1.5×)")
+    started, stepped = setup_times(args.rounds)
+    print(f"per-run setup in a warm worker: RunStarted after {med(started) * 1000:.0f} ms, "
+          f"first Progress after {med(stepped) * 1000:.0f} ms (median of {args.rounds})")
+    env = lab_env(home)
+    cold = first_step(env)  # starts the lab (its worker imports torch)
+    warm = med(first_step(env) for _ in range(args.rounds))
+    print(f"`cnn-tui run` start → first step (synthetic data cached): warm lab {warm:.2f} s "
+          f"(goal ≤2 s) · no lab yet {cold:.2f} s")
+    subprocess.run([sys.executable, "-m", "trainer", "lab", "stop", "--force"], env=env,
+                   cwd=REPO, capture_output=True)
+
+
+if __name__ == "__main__":
+    main()
