@@ -35,7 +35,7 @@ from trainer.lessons.preset import Preset, PresetProblem
 from trainer.lessons.presets import load_presets
 from trainer.store.csvfile import default_export_path
 from trainer.store.export import summary_path, write_csv
-from trainer.store.record import RunError, RunStatus
+from trainer.store.record import RunError, RunRecord, RunStatus
 from trainer.store.runstore import RunStore, StoreError
 from trainer.text import first_line
 from tui.bridge import Bridge
@@ -50,6 +50,9 @@ from tui.widgets.results import ResultsTable
 from tui.widgets.toggles import ToggleForm
 
 TERMINAL_CHECK_S = 0.5  # how often the app checks that its terminal is still there
+
+
+INLINE_STORE_RUNS = 300  # stores up to this many runs load before the first frame
 
 
 @dataclass
@@ -98,8 +101,14 @@ class CnnTuiApp(App):
         self.session = RunSession(trainer)
         self.runs = RunsView(self.session, presets)
         self.store = RunStore(options.runs_dir)
-        records, self.store_warnings = self.store.load()
-        self.runs.load(records)
+        # A small store loads before the first frame; a big one (thousands of runs, seconds
+        # of parsing) loads on a thread after it, so the app is there at once.
+        self.store_warnings: list[str] = []
+        self.stored_runs = self.store.count()
+        self.store_loading = self.stored_runs > INLINE_STORE_RUNS
+        if not self.store_loading:
+            records, self.store_warnings = self.store.load()
+            self.runs.load(records)
         # Attached to a lab: its view of the runs it queued or trains wins over the files
         # (it is newer), so the app shows the lesson exactly as if it had never been away.
         snapshot = getattr(trainer, "snapshot", None)
@@ -122,6 +131,10 @@ class CnnTuiApp(App):
         return MainScreen(self.toggles, self.runs, blink=self.options.blink)
 
     def on_mount(self) -> None:
+        if self.store_loading:
+            self.notify(f"Loading {self.stored_runs:,} stored runs…", title="Run store",
+                        timeout=4)
+            self.run_worker(self._load_store, thread=True, exit_on_error=False)
         for warning in self.store_warnings:
             self.notify(warning, title="Run store", severity="warning", markup=False,
                         timeout=12)
@@ -147,6 +160,22 @@ class CnnTuiApp(App):
         self.set_interval(self.options.refresh_interval, self._refresh_views)
         if not self.is_headless:
             self.set_interval(TERMINAL_CHECK_S, self._watch_terminal)
+
+    def _load_store(self) -> None:
+        """On a worker thread: parse the store, then hand the records to the UI thread."""
+        records, warnings = self.store.load()
+        self.call_from_thread(self._store_loaded, records, warnings)
+
+    def _store_loaded(self, records: list[RunRecord], warnings: list[str]) -> None:
+        # Runs this session already knows (the lab's snapshot, live events) are newer.
+        known = self.session.records
+        self.runs.load([r for r in records if r.run_id not in known])
+        self.store_loading = False
+        for warning in warnings:
+            self.notify(warning, title="Run store", severity="warning", markup=False,
+                        timeout=12)
+        with contextlib.suppress(LookupError, NoMatches):
+            self.main.sync()
 
     async def on_unmount(self) -> None:
         await asyncio.to_thread(self.shutdown_trainer)
@@ -479,8 +508,8 @@ class CnnTuiApp(App):
         body = what + (
             ".\n\nQuitting stops the current run (its finished epochs are kept as a stopped run)"
             " and drops the queue. Finished runs stay saved.")
-        self.push_screen(ConfirmScreen("Quit cnn-tui?", body, yes="Quit", no="Keep running"),
-                         self._quit)
+        self.push_screen(ConfirmScreen("Quit cnn-tui?", body, yes="Quit", no="Keep running",
+                                       safe_focus=True), self._quit)
 
     def _quit_lab(self, answer: str | None) -> None:
         if answer == "stop":
@@ -544,7 +573,7 @@ class CnnTuiApp(App):
                             self.action_switch_dataset)
         yield SystemCommand("Reset toggles", "Back to the lesson's values (ctrl+r)",
                             self._reset_toggles)
-        yield SystemCommand("Keys", "Show every key (?)", self.action_help)
+        yield SystemCommand("Help", "Every key of cnn-tui, by screen (?)", self.action_help)
         for key, preset in t.presets.items():
             yield SystemCommand(f"Switch lesson: {escape(preset.title)}", escape(preset.summary),
                                 lambda k=key: self._switch_lesson(k), discover=False)

@@ -280,10 +280,11 @@ def test_export_reports_count_and_skipped_files(tmp_path, capsys):
     runs.mkdir()
     (runs / "garbage.json").write_text("{not json")
     export = tmp_path / "all.csv"
-    assert cli.main(["export", "--csv", str(export), "--runs-dir", str(runs)]) == 0
+    # Nothing readable: say so and exit 1, rather than a header-only file and success.
+    assert cli.main(["export", "--csv", str(export), "--runs-dir", str(runs)]) == 1
     out = capsys.readouterr()
-    assert "wrote 0 runs" in out.out and "garbage.json" in out.err
-    assert export.read_text().startswith("run_id,preset,variant,repeat,seed,dataset")
+    assert "nothing exported" in out.err and "garbage.json" in out.err
+    assert not export.exists()
     assert cli.main(["export", "--csv", str(tmp_path / "no" / "x.csv"),
                      "--runs-dir", str(runs)]) == 2
 

@@ -495,7 +495,12 @@ async def test_quit_mid_run_asks_then_stops_trainer(tmp_path):
         await pilot.press("ctrl+c")
         await pilot.pause()
         assert isinstance(app.screen, ConfirmScreen)
-        await pilot.press("enter")
+        await pilot.press("enter")  # the safe answer has the focus: nothing is lost
+        await pilot.pause()
+        assert not isinstance(app.screen, ConfirmScreen) and app.session.running()
+        await pilot.press("q")
+        await pilot.pause()
+        await pilot.press("y")
         await pilot.pause()
     assert app.trainer.closed
     assert not app.bridge.alive
@@ -544,6 +549,30 @@ async def test_quit_with_a_lab_offers_to_keep_training(tmp_path, answer, stops):
             return
     assert lab.detached and app.return_code == 0
     assert (lab.stop_requests > 0) is stops  # keep: the run goes on in the lab
+
+
+@aio
+async def test_a_big_store_loads_after_the_first_frame(tmp_path, monkeypatch):
+    import tui.app as app_module
+
+    monkeypatch.setattr(app_module, "INLINE_STORE_RUNS", 2)
+    store = RunStore(tmp_path / "runs")
+    preset = load_presets()[0]["batch_norm"]
+    from trainer.lessons.planning import build_requests
+
+    reqs = build_requests(preset, {"dataset": "synthetic", "epochs": 2, "repeats": 3})
+    for req in reqs:
+        store.save(RunRecord.from_request(req, RunStatus.RUNNING).with_changes(
+            status=RunStatus.FINISHED, created=now_iso()))
+    (tmp_path / "runs" / "bad.json").write_text("{")
+    app = make_app(tmp_path)
+    assert app.store_loading and not app.session.records  # nothing parsed yet
+    async with app.run_test(size=SIZE) as pilot:
+        table = app.main.query_one(ResultsTable)
+        await wait_for(pilot, lambda: table.row_count == len(reqs), what="the stored runs")
+        assert not app.store_loading
+        await wait_for(pilot, lambda: any("bad.json" in n for n in notes(app)),
+                       what="the bad file's warning")
 
 
 @aio

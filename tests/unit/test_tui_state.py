@@ -375,3 +375,12 @@ def test_bridge_reports_poll_errors_and_keeps_going():
     bridge.stop()
     assert errors and "pipe closed" in errors[0] and len(errors) == 1
     assert Broken.calls >= 2
+
+
+def test_epoch_ticks_are_whole_epochs_from_one():
+    from tui.widgets.charts import epoch_ticks
+
+    assert epoch_ticks(3, 80) == [1, 2, 3]
+    ticks = epoch_ticks(30, 40)
+    assert ticks[0] == 1 and all(isinstance(t, int) for t in ticks) and ticks[-1] <= 30
+    assert len(ticks) <= (40 - 8) // 6 + 1

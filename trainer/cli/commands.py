@@ -53,6 +53,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     records, warnings = RunStore(folder).load()
     for warning in warnings:
         err.print(Text.assemble(("warning:", "yellow"), " " + warning))
+    if not records:
+        err.print(Text(f"cnn-tui: no runs in {folder}; nothing exported (train some with "
+                       "'cnn-tui run' or the app first)"))
+        return EXIT_FAILED
     target = args.csv or default_export_path()
     try:
         path = write_csv(records, target)

@@ -75,6 +75,12 @@ class RunStore:
         except (OSError, ValueError):
             return None
 
+    def count(self) -> int:
+        """How many record files there are (without reading them)."""
+        if not self.dir.is_dir():
+            return 0
+        return sum(1 for _ in self.dir.glob("*.json"))
+
     def load(self) -> tuple[list[RunRecord], list[str]]:
         """Every readable record (oldest first) and warnings about the files that were not.
 

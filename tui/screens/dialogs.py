@@ -122,9 +122,15 @@ class ConfirmScreen(ChoiceScreen):
     ]
     yes_variant = "error"
 
-    def __init__(self, title: str, body: str, yes: str = "Quit", no: str = "Cancel") -> None:
+    def __init__(self, title: str, body: str, yes: str = "Quit", no: str = "Cancel",
+                 safe_focus: bool = False) -> None:
+        """`safe_focus`: Enter means "no" (for questions whose yes loses something)."""
         super().__init__(title, yes, no)
         self.text = body
+        self.safe_focus = safe_focus
+
+    def on_mount(self) -> None:
+        self.query_one("#no" if self.safe_focus else "#yes", Button).focus()
 
     def body(self) -> ComposeResult:
         yield Static(Text(self.text), classes="dialog-body")

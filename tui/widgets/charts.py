@@ -4,7 +4,8 @@ The widgets only draw what the state hands them (`ChartView`); the screen calls 
 its throttled refresh timer, so a flood of epochs costs a few redraws a second at most.
 Validation curves are solid blocks, training curves thin braille lines, and the epoch in
 progress extends the training curve with its running mean (the live point). The mean view
-draws one curve per variant (mean over its repeats) with faint ±1 std band edges; ◆ marks the
+draws one curve per variant (mean over its repeats) with faint dotted ±1 std band edges; the x
+axis starts at epoch 1 with whole-epoch ticks; ◆ marks the
 best-validation epoch and grey vertical lines the epochs after which the lr was lowered.
 """
 
@@ -50,13 +51,13 @@ def _finite(xs: Sequence[float], ys: Sequence[float]) -> tuple[list[float], list
 
 
 def epoch_ticks(top: int, width: int) -> list[int]:
-    """Whole-epoch ticks that fit the chart width (plotext would label 2.5, 7.5 …)."""
+    """Whole-epoch ticks from epoch 1 that fit the chart width (plotext would label 2.5 …)."""
     room = max(2, (width - 8) // 6)  # at least ~6 columns per label
     step = 1
     for step in (1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000):
         if top / step <= room:
             break
-    return list(range(0, top + 1, step))
+    return sorted({1, *range(step, top + 1, step)})
 
 
 @dataclass
@@ -72,6 +73,7 @@ class ChartView:
 
 KEYS = {"loss": ("train_loss", "val_loss", 1.0), "acc": ("train_acc", "val_acc", 100.0)}
 BEST = "◆"
+BAND = "·"  # the ±1 std edges: a marker of their own, so the legend can tell them apart
 
 
 class CurveChart(PlotextPlot):
@@ -126,12 +128,12 @@ class CurveChart(PlotextPlot):
             reached = max([s.epochs[-1] for s in view.series if s.epochs]
                           + [s.live[0] for s in view.series if s.live] + [1])
             top = min(max(view.max_epochs, 1), max(10, 5 * math.ceil(reached * 1.25 / 5)))
-            plt.xlim(0, top)
+            plt.xlim(1, max(top, 2))  # epochs count from 1: no empty strip before the first
             # Whole epochs: plotext labels ints as "3" (its hint says float, "3.0" would show).
             plt.xticks(cast(list[float], epoch_ticks(top, self.size.width)))
         else:
             # An empty plotext canvas still draws axes; a title says why it is empty.
-            plt.xlim(0, max(view.max_epochs, 1))
+            plt.xlim(1, max(view.max_epochs, 2))
             plt.ylim(0, 1 if self.metric == "loss" else 100)
             plt.title(view.hint or self._empty_hint)
         self.refresh()
@@ -166,11 +168,11 @@ class CurveChart(PlotextPlot):
         rgb = muted(colour(c.color)) if faded else colour(c.color)
         band = c.bands[val_key]
         spread = [b for b in band if b.n >= 2]
-        if len(spread) >= 2:  # the ± 1 std band edges, fainter than the mean
+        if len(spread) >= 2:  # the ± 1 std band edges: dotted and fainter (train is braille)
             edge = muted(rgb, 0.45)
             xs = [b.epoch for b in spread]
-            plt.plot(xs, [(b.mean + b.std) * scale for b in spread], color=edge, marker="braille")
-            plt.plot(xs, [(b.mean - b.std) * scale for b in spread], color=edge, marker="braille")
+            plt.plot(xs, [(b.mean + b.std) * scale for b in spread], color=edge, marker=BAND)
+            plt.plot(xs, [(b.mean - b.std) * scale for b in spread], color=edge, marker=BAND)
         train = c.bands[train_key]
         tx, ty = [b.epoch for b in train], [b.mean * scale for b in train]
         if len(tx) >= 2:
@@ -211,7 +213,8 @@ class ChartLegend(Static):
                 what = f"mean of {repeats}" if repeats > 1 else "mean"
                 text.append(f"   ▀▀ val {what} ⠒⠒ train", "dim")
                 if repeats > 1:
-                    text.append(" ⠒⠒ ±1 std", Style(color=hex_colour(muted(colour(0), 0.45))))
+                    text.append(f" {BAND * 2} ±1 std",
+                                Style(color=hex_colour(muted(colour(0), 0.45))))
             else:
                 text.append("   ▀▀ val ⠒⠒ train • now", "dim")
             text.append(f" {BEST} best", "dim")
