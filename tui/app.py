@@ -134,7 +134,9 @@ class CnnTuiApp(App):
         if self.store_loading:
             self.notify(f"Loading {self.stored_runs:,} stored runs…", title="Run store",
                         timeout=4)
-            self.run_worker(self._load_store, thread=True, exit_on_error=False)
+            # After the first frame: parsing beside it would slow both down (one GIL).
+            self.call_after_refresh(self.run_worker, self._load_store, thread=True,
+                                    exit_on_error=False)
         for warning in self.store_warnings:
             self.notify(warning, title="Run store", severity="warning", markup=False,
                         timeout=12)
