@@ -79,3 +79,13 @@ def test_a_data_failure_holds_the_queue_and_a_recovered_queue_waits(tmp_path: Pa
     assert recovered.held and not recovered.running()
     recovered.resume()
     assert len(recovered.running()) == 1
+
+
+def test_a_lab_stopped_on_purpose_drops_its_queue_an_idle_one_keeps_a_held_one(tmp_path: Path):
+    queue = tmp_path / "queue.json"
+    held = Scheduler(FakeWorkers("cpu"), queue, recovered=reqs(2))
+    held.shutdown(keep_queue=True)  # idle exit with a held queue: the next lab offers it
+    assert len(load_queue(queue)[0]) == 2
+    stopped = Scheduler(FakeWorkers("cpu"), queue, recovered=load_queue(queue)[0])
+    stopped.shutdown()  # `lab stop`: the waiting runs are dropped on purpose
+    assert load_queue(queue)[0] == []

@@ -165,13 +165,15 @@ class Scheduler:
             self._dispatch()
         return events
 
-    def shutdown(self, timeout: float = 3.0) -> list[Event]:
-        """Stop the runs in progress and the workers; a lab stopped on purpose drops its
-        queue (the file empties), unlike one that dies."""
+    def shutdown(self, timeout: float = 3.0, keep_queue: bool = False) -> list[Event]:
+        """Stop the runs in progress and the workers. A lab stopped on purpose drops its
+        queue (the file empties); with `keep_queue` (a held queue, an idle exit) it stays on
+        disk for the next lab, as after a crash."""
         with self._lock:
             self._closed = True
-            self._pending.clear()
-            self._save()
+            if not keep_queue:
+                self._pending.clear()
+                self._save()
         events = self.workers.shutdown(timeout)
         with self._lock:
             self._running.clear()

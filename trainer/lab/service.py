@@ -196,12 +196,16 @@ class Lab:
                 if events:
                     self.session.apply(events)
                 self.broadcast(events)
-                active = self.scheduler.busy or any(c.alive for c in self.clients)
+                # A held queue waits on disk as well as here: it does not keep the lab up.
+                waiting = bool(self.scheduler.pending()) and not self.scheduler.held
+                active = (bool(self.scheduler.running()) or waiting
+                          or any(c.alive for c in self.clients))
             if active:
                 idle_since = time.monotonic()
             elif time.monotonic() - idle_since > self.idle_s:
                 break
-        events = self.scheduler.shutdown()
+        # Idle with a held queue: leave it on disk (the next lab offers it again).
+        events = self.scheduler.shutdown(keep_queue=not self.stopping.is_set())
         with self.lock:
             self.session.apply(events)
             self.broadcast(events)
