@@ -225,59 +225,70 @@ AGGREGATES: dict[str, tuple[Callable[[RunRecord, RunsView], float | None], bool]
 }
 
 
+VariantCache = dict[tuple[str, str, bool], dict[str, tuple[str | Text, Any]]]
+"""(launch, variant, expanded) → column key → (cell, sort key): what a variant row showed."""
+
+
 def variant_row(state: RunsView, group: str, label: str, runs: list[RunRecord], expanded: bool,
-                columns: list[Column]) -> tuple[TableRow, dict[str, Any]]:
-    """One row summarising a variant's repeats (mean ± std), and its sort keys per column."""
+                columns: list[Column], cache: VariantCache | None = None
+                ) -> tuple[TableRow, dict[str, Any]]:
+    """One row summarising a variant's repeats (mean ± std), and its sort keys per column.
+
+    With `cache`, cells computed before for this variant are reused (the table drops a
+    variant's entry when one of its runs changes), so a new sort or column set is cheap.
+    """
+    known = cache.setdefault((group, label, expanded), {}) if cache is not None else {}
+    finished = [r for r in runs if r.status is RunStatus.FINISHED]
     cells: list[str | Text] = []
     keys: dict[str, Any] = {}
-    finished = [r for r in runs if r.status is RunStatus.FINISHED]
     for col in columns:
-        k = col.key
-        if k == "n":
-            cell: str | Text = ""
-            keys[k] = min(state.index(r.run_id) for r in runs)
-        elif k == "variant":
-            cell = Text(("▾ " if expanded else "▸ ") + label, style="bold")
-            keys[k] = _key(label)
-        elif k == "rep":
-            cell = f"×{len(runs)}"
-            keys[k] = len(runs)
-        elif k == "status":
-            counts: dict[str, int] = {}
-            for r in runs:
-                st = state.session.status_label(r.run_id)
-                counts[st] = counts.get(st, 0) + 1
-            cell = Text()
-            for i, (st, n) in enumerate(sorted(counts.items(), key=lambda kv: -kv[1])):
-                cell.append((" " if i else "") + f"{STATUS_ICONS.get(st, '?')}{n} {st}",
-                            STATUS_STYLES.get(st, ""))
-            keys[k] = _key(max(counts, key=lambda st: counts[st]))
-        elif k in AGGREGATES:
-            get, pct = AGGREGATES[k]
-            text, mean = _mean_std([get(r, state) for r in finished], pct)
-            cell = text
-            keys[k] = _key(mean)
-        elif k in ("s_epoch", "img_s"):
-            values = [r.seconds_per_epoch if k == "s_epoch" else _images_per_s(r, state)
-                      for r in runs]
-            mean, _ = mean_std(values)
-            shown = fmt.num(mean, 1) if k == "s_epoch" else fmt.rate(mean)
-            cell = shown
-            keys[k] = _key(mean)
-        elif k == "epoch":
-            cell = col.cell(max(runs, key=lambda r: len(r.history)), state)
-            keys[k] = _key(max(len(r.history) for r in runs))
-        elif k == "run_id":
-            cell = Text(f"{len(runs)} run{'s' * (len(runs) != 1)}", style="dim")
-            keys[k] = _key(group)
-        else:  # config, params, device, lesson: the common value, or "mixed"
-            shown_cells = [col.cell(r, state) for r in runs]
-            plain = {c.plain if isinstance(c, Text) else str(c) for c in shown_cells}
-            cell = shown_cells[0] if len(plain) == 1 else Text("mixed", style="dim italic")
-            keys[k] = col.sort(runs[0], state)
+        if col.key not in known:
+            known[col.key] = variant_cell(state, label, runs, finished, expanded, col, group)
+        cell, keys[col.key] = known[col.key]
         cells.append(cell)
     row = TableRow(variant_key(group, label), cells, None, [r.run_id for r in runs])
     return row, keys
+
+
+def variant_cell(state: RunsView, label: str, runs: list[RunRecord], finished: list[RunRecord],
+                 expanded: bool, col: Column, group: str) -> tuple[str | Text, Any]:
+    """One cell of a variant row, and its sort key."""
+    k = col.key
+    if k == "n":
+        return "", min(state.index(r.run_id) for r in runs)
+    if k == "variant":
+        return Text(("▾ " if expanded else "▸ ") + label, style="bold"), _key(label)
+    if k == "rep":
+        return f"×{len(runs)}", len(runs)
+    if k == "status":
+        counts: dict[str, int] = {}
+        for r in runs:
+            st = state.session.status_label(r.run_id)
+            counts[st] = counts.get(st, 0) + 1
+        cell = Text()
+        for i, (st, n) in enumerate(sorted(counts.items(), key=lambda kv: -kv[1])):
+            cell.append((" " if i else "") + f"{STATUS_ICONS.get(st, '?')}{n} {st}",
+                        STATUS_STYLES.get(st, ""))
+        return cell, _key(max(counts, key=lambda st: counts[st]))
+    if k in AGGREGATES:
+        get, pct = AGGREGATES[k]
+        text, mean = _mean_std([get(r, state) for r in finished], pct)
+        return text, _key(mean)
+    if k in ("s_epoch", "img_s"):
+        values = [r.seconds_per_epoch if k == "s_epoch" else _images_per_s(r, state)
+                  for r in runs]
+        mean, _ = mean_std(values)
+        return (fmt.num(mean, 1) if k == "s_epoch" else fmt.rate(mean)), _key(mean)
+    if k == "epoch":
+        return (col.cell(max(runs, key=lambda r: len(r.history)), state),
+                _key(max(len(r.history) for r in runs)))
+    if k == "run_id":
+        return Text(f"{len(runs)} run{'s' * (len(runs) != 1)}", style="dim"), _key(group)
+    # config, params, device, lesson: the common value, or "mixed"
+    shown = [col.cell(r, state) for r in runs]
+    plain = {c.plain if isinstance(c, Text) else str(c) for c in shown}
+    return (shown[0] if len(plain) == 1 else Text("mixed", style="dim italic"),
+            col.sort(runs[0], state))
 
 
 def plain_row(state: RunsView, columns: list[Column], run_id: str,
@@ -292,8 +303,8 @@ def plain_row(state: RunsView, columns: list[Column], run_id: str,
 
 
 def table_rows(state: RunsView, columns: list[Column], sort_column: str, reverse: bool,
-               grouped: bool = False, expanded: set[str] | frozenset[str] = frozenset()
-               ) -> list[TableRow]:
+               grouped: bool = False, expanded: set[str] | frozenset[str] = frozenset(),
+               cache: VariantCache | None = None) -> list[TableRow]:
     """The table's rows in display order.
 
     Plain: one row per run, sorted. Grouped: one row per variant of each launch (sorted by
@@ -315,7 +326,7 @@ def table_rows(state: RunsView, columns: list[Column], sort_column: str, reverse
             if not runs:
                 continue
             key = variant_key(group, label)
-            row, keys = variant_row(state, group, label, runs, key in expanded, columns)
+            row, keys = variant_row(state, group, label, runs, key in expanded, columns, cache)
             block = [row]
             if key in expanded:
                 for rec in sorted(runs, key=lambda r: r.repeat):

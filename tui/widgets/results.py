@@ -18,6 +18,7 @@ from tui.state.columns import (
     SORT_CYCLE,
     Column,
     TableRow,
+    VariantCache,
     best_val,
     columns_for,
     sorted_ids,
@@ -63,6 +64,7 @@ class ResultsTable(RowTable):
         self._shown_columns: list[Column] = []
         self._cells: dict[str, dict[str, str | Text]] = {}  # run id → column key → cell
         self._cells_of = -1  # the session `order` the cached '#' cells belong to
+        self._variants: VariantCache = {}  # the grouped view's cells, per variant
 
     def _label(self, col: Column) -> Text:
         label = col.label
@@ -82,7 +84,7 @@ class ResultsTable(RowTable):
         self._forget_cells()
         if self.grouped:
             rows = table_rows(state, columns, self.sort_column, self.sort_reverse, True,
-                              self.expanded)
+                              self.expanded, self._variants)
             self.set_rows([(r.key, r.cells) for r in rows])
             self.rows_shown = rows
             return
@@ -102,11 +104,18 @@ class ResultsTable(RowTable):
             self.reorder(order)
 
     def _forget_cells(self) -> None:
-        """Drop cached cells of the runs that changed."""
+        """Drop cached cells of the runs that changed (and of the variants they are in)."""
         state = self.state
+        records = state.session.records
         for run_id in state.dirty_rows:
             self._cells.pop(run_id, None)
+            rec = records.get(run_id)
+            if rec is not None:
+                group = rec.group or rec.run_id
+                for expanded in (False, True):
+                    self._variants.pop((group, rec.variant, expanded), None)
         if state.session.order != self._cells_of:  # rows added or dropped: '#' may move
+            self._variants.clear()
             self._cells_of = state.session.order
             records = state.session.records
             self._cells = {r: c for r, c in self._cells.items() if r in records}
