@@ -3,7 +3,8 @@
 Generates N finished run records (30 epochs each, lessons of 2 variants × 3 repeats) in a
 temporary runs folder and prints, for each N:
   load     RunStore.load() (parse and check every file)
-  export   `cnn-tui export` as a subprocess, start to exit
+  export   `cnn-tui export` as a subprocess, start to exit: the first one (every record
+           parsed) / again (unchanged runs come from the per-user row cache)
   frame    the TUI (real TrainerProcess handle, no worker started) until the first frame
   loaded   … until every stored run is in the table (a big store loads after the first frame)
   sort / group / diff   one `s`, `g`, `c` on the Runs tab, until the table is redrawn
@@ -102,7 +103,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[0, 200, 2000, 20000])
     args = parser.parse_args()
     os.environ.setdefault("CNN_TUI_HOME", tempfile.mkdtemp(prefix="cnn-tui-bench-"))
-    print(f"{'N':>7} {'load s':>8} {'export s':>9} {'frame s':>8} {'loaded s':>9} "
+    print(f"{'N':>7} {'load s':>8} {'export s':>13} {'frame s':>8} {'loaded s':>9} "
           f"{'sort s':>7} {'group s':>8} {'diff s':>7}")
     for n in args.sizes:
         with tempfile.TemporaryDirectory() as tmp:
@@ -110,8 +111,9 @@ def main() -> None:
             make_records(folder, n)
             load = time_load(folder)
             export = time_export(folder, Path(tmp) / "all.csv")
+            again = time_export(folder, Path(tmp) / "again.csv")
             tui = asyncio.run(time_tui(folder))
-            print(f"{n:>7} {load:>8.2f} {export:>9.2f} {tui['frame']:>8.2f} "
+            print(f"{n:>7} {load:>8.2f} {export:>6.2f}/{again:>6.2f} {tui['frame']:>8.2f} "
                   f"{tui['loaded']:>9.2f} {tui['sort']:>7.3f} {tui['group']:>8.3f} "
                   f"{tui['diff']:>7.3f}", flush=True)
 

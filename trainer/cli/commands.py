@@ -19,9 +19,10 @@ from trainer.cli.parser import UsageError
 from trainer.cli.render import describe_preset, presets_table
 from trainer.lessons.presets import unknown_preset_message
 from trainer.lessons.summary_csv import lessons_summary_rows, write_summary_rows
-from trainer.store.csvfile import ExportError, default_export_path
-from trainer.store.export import write_csv
+from trainer.store.csvfile import ExportError, default_export_path, write_rows
+from trainer.store.export import CSV_COLUMNS, record_row
 from trainer.store.record import RunRecord
+from trainer.store.rowcache import export_rows
 from trainer.store.runstore import RunStore
 
 
@@ -45,25 +46,35 @@ def cmd_presets(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    """Every stored run → one CSV (and optionally per-lesson summaries)."""
+    """Every stored run → one CSV (and optionally per-lesson summaries).
+
+    The rows of runs that have ended are remembered between exports (`store.rowcache`), so
+    only new or changed files are parsed; summaries need every record and read them all.
+    """
     console, err = console_out(), console_err()
     check_output(args.csv, "--csv")
     check_output(args.summary_csv, "--summary-csv")
     folder = runs_dir(args)
-    records, warnings = RunStore(folder).load()
+    store = RunStore(folder)
+    records: list[RunRecord] = []
+    if args.summary_csv:
+        records, warnings = store.load()
+        rows = [record_row(rec) for rec in records]
+    else:
+        rows, warnings = export_rows(store)
     for warning in warnings:
         err.print(Text.assemble(("warning:", "yellow"), " " + warning))
-    if not records:
+    if not rows:
         err.print(Text(f"cnn-tui: no runs in {folder}; nothing exported (train some with "
                        "'cnn-tui run' or the app first)"))
         return EXIT_FAILED
     target = args.csv or default_export_path()
     try:
-        path = write_csv(records, target)
+        path = write_rows(rows, CSV_COLUMNS, target)
     except ExportError as e:
         err.print(Text(f"cnn-tui: {e.message}", style="red"))
         return EXIT_FAILED
-    n = len(records)
+    n = len(rows)
     console.print(Text(f"wrote {n} run{'s' * (n != 1)} from {folder} to {path}"))
     if args.summary_csv:
         return _export_summaries(args, records)

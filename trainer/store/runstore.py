@@ -93,26 +93,36 @@ class RunStore:
             return records, warnings
         self._remove_stale_tmp()
         for path in sorted(self.dir.glob("*.json")):
-            shown = clean(str(path), single_line=True)
-            try:
-                rec = read_record(path)
-            except OSError as exc:
-                why = clean(exc.strerror or str(exc), single_line=True)
-                warnings.append(f"skipped {shown}: cannot read it ({why})")
-                continue
-            except ValueError as exc:
-                why = clean(str(exc), single_line=True)
-                warnings.append(f"skipped {shown}: not a valid run record ({why})")
-                continue
-            if rec.status is RunStatus.RUNNING and writer_gone(rec):
-                rec = interrupted(rec)
-                try:
-                    self.save(rec)
-                except StoreError as exc:
-                    warnings.append(f"{exc.message} (shown as interrupted anyway)")
-            records.append(rec)
+            rec, warning = self.read_entry(path)
+            if warning:
+                warnings.append(warning)
+            if rec is not None:
+                records.append(rec)
         records.sort(key=lambda r: (r.created, r.run_id))
         return records, warnings
+
+    def read_entry(self, path: Path) -> tuple[RunRecord | None, str]:
+        """One file of the store: its record (None when unreadable) and a warning, if any.
+
+        A record left "running" by a worker that is gone (app killed, SSH dropped, power cut)
+        becomes "interrupted" (saved) with its completed epochs kept.
+        """
+        shown = clean(str(path), single_line=True)
+        try:
+            rec = read_record(path)
+        except OSError as exc:
+            why = clean(exc.strerror or str(exc), single_line=True)
+            return None, f"skipped {shown}: cannot read it ({why})"
+        except ValueError as exc:
+            why = clean(str(exc), single_line=True)
+            return None, f"skipped {shown}: not a valid run record ({why})"
+        if rec.status is RunStatus.RUNNING and writer_gone(rec):
+            rec = interrupted(rec)
+            try:
+                self.save(rec)
+            except StoreError as exc:
+                return rec, f"{exc.message} (shown as interrupted anyway)"
+        return rec, ""
 
     def _remove_stale_tmp(self) -> None:
         cutoff = time.time() - STALE_TMP_SECONDS

@@ -1,0 +1,62 @@
+"""Export rows remembered between exports: unchanged ended runs are not parsed again, a
+changed file is, running records never come from the cache, bad files keep their warning."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from trainer.events import RunRequest
+from trainer.store import rowcache
+from trainer.store.apply import now_iso
+from trainer.store.record import RunRecord, RunStatus
+from trainer.store.runstore import RunStore
+
+
+def stored(store: RunStore, n: int, status: RunStatus = RunStatus.FINISHED) -> list[RunRecord]:
+    out = []
+    for i in range(n):
+        req = RunRequest(config={"lr": 0.001, "epochs": 1}, preset="p", variant=f"v{i}")
+        rec = RunRecord.from_request(req, status, created=f"{now_iso()}-{i}")
+        store.save(rec)
+        out.append(rec)
+    return out
+
+
+def test_unchanged_ended_runs_are_not_parsed_again(tmp_path, monkeypatch):
+    store = RunStore(tmp_path / "runs")
+    recs = stored(store, 3)
+    (store.dir / "bad.json").write_text("{")
+    first, warnings = rowcache.export_rows(store)
+    assert [r["variant"] for r in first] == ["v0", "v1", "v2"] and "bad.json" in warnings[0]
+    cache = rowcache.cache_path(store)
+    assert cache.parent == rowcache.paths.cache_dir() and not cache.is_relative_to(store.dir)
+    assert cache.stat().st_mode & 0o777 == 0o600
+    read = []
+    real = store.read_entry
+    monkeypatch.setattr(store, "read_entry", lambda p: read.append(p.name) or real(p))
+    again, warnings_again = rowcache.export_rows(store)
+    assert again == first and warnings_again == warnings and read == []
+    # A changed file is read again; a running record is never served from the cache.
+    store.save(recs[1].with_changes(status=RunStatus.STOPPED, updated=now_iso()))
+    stored(store, 1, RunStatus.QUEUED)
+    rows, _ = rowcache.export_rows(store)
+    assert {r["variant"]: r["status"] for r in rows}["v1"] == "stopped"
+    assert sorted(read) == sorted([store.path(recs[1].run_id).name,
+                                   next(p.name for p in store.dir.glob("*.json")
+                                        if p.name not in {store.path(r.run_id).name
+                                                          for r in recs} | {"bad.json"})])
+    doc = json.loads(cache.read_text())
+    assert all(e.get("row", {}).get("status") != "queued" for e in doc["files"].values())
+
+
+def test_a_forged_or_stale_cache_is_ignored(tmp_path):
+    store = RunStore(tmp_path / "runs")
+    stored(store, 1)
+    cache = rowcache.cache_path(store)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps({"signature": "old", "files": {"x.json": {"row": {}}}}))
+    rows, _ = rowcache.export_rows(store)
+    assert len(rows) == 1 and rows[0]["variant"] == "v0"
+    os.utime(store.path(rows[0]["run_id"]), ns=(1, 1))  # same size, other mtime: read again
+    assert rowcache.export_rows(store)[0] == rows
