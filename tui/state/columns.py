@@ -229,9 +229,13 @@ VariantCache = dict[tuple[str, str, bool], dict[str, tuple[str | Text, Any]]]
 """(launch, variant, expanded) → column key → (cell, sort key): what a variant row showed."""
 
 
+CellOf = Callable[[RunRecord, "Column"], "str | Text"]
+"""A run's cell in a column (the table passes its cache; default: compute it)."""
+
+
 def variant_row(state: RunsView, group: str, label: str, runs: list[RunRecord], expanded: bool,
-                columns: list[Column], cache: VariantCache | None = None
-                ) -> tuple[TableRow, dict[str, Any]]:
+                columns: list[Column], cache: VariantCache | None = None,
+                cell_of: CellOf | None = None) -> tuple[TableRow, dict[str, Any]]:
     """One row summarising a variant's repeats (mean ± std), and its sort keys per column.
 
     With `cache`, cells computed before for this variant are reused (the table drops a
@@ -239,11 +243,12 @@ def variant_row(state: RunsView, group: str, label: str, runs: list[RunRecord], 
     """
     known = cache.setdefault((group, label, expanded), {}) if cache is not None else {}
     finished = [r for r in runs if r.status is RunStatus.FINISHED]
+    of = cell_of or (lambda rec, col: col.cell(rec, state))
     cells: list[str | Text] = []
     keys: dict[str, Any] = {}
     for col in columns:
         if col.key not in known:
-            known[col.key] = variant_cell(state, label, runs, finished, expanded, col, group)
+            known[col.key] = variant_cell(state, label, runs, finished, expanded, col, group, of)
         cell, keys[col.key] = known[col.key]
         cells.append(cell)
     row = TableRow(variant_key(group, label), cells, None, [r.run_id for r in runs])
@@ -251,7 +256,7 @@ def variant_row(state: RunsView, group: str, label: str, runs: list[RunRecord], 
 
 
 def variant_cell(state: RunsView, label: str, runs: list[RunRecord], finished: list[RunRecord],
-                 expanded: bool, col: Column, group: str) -> tuple[str | Text, Any]:
+                 expanded: bool, col: Column, group: str, of: CellOf) -> tuple[str | Text, Any]:
     """One cell of a variant row, and its sort key."""
     k = col.key
     if k == "n":
@@ -280,12 +285,12 @@ def variant_cell(state: RunsView, label: str, runs: list[RunRecord], finished: l
         mean, _ = mean_std(values)
         return (fmt.num(mean, 1) if k == "s_epoch" else fmt.rate(mean)), _key(mean)
     if k == "epoch":
-        return (col.cell(max(runs, key=lambda r: len(r.history)), state),
+        return (of(max(runs, key=lambda r: len(r.history)), col),
                 _key(max(len(r.history) for r in runs)))
     if k == "run_id":
         return Text(f"{len(runs)} run{'s' * (len(runs) != 1)}", style="dim"), _key(group)
     # config, params, device, lesson: the common value, or "mixed"
-    shown = [col.cell(r, state) for r in runs]
+    shown = [of(r, col) for r in runs]
     plain = {c.plain if isinstance(c, Text) else str(c) for c in shown}
     return (shown[0] if len(plain) == 1 else Text("mixed", style="dim italic"),
             col.sort(runs[0], state))
@@ -304,7 +309,8 @@ def plain_row(state: RunsView, columns: list[Column], run_id: str,
 
 def table_rows(state: RunsView, columns: list[Column], sort_column: str, reverse: bool,
                grouped: bool = False, expanded: set[str] | frozenset[str] = frozenset(),
-               cache: VariantCache | None = None) -> list[TableRow]:
+               cache: VariantCache | None = None, cell_of: CellOf | None = None
+               ) -> list[TableRow]:
     """The table's rows in display order.
 
     Plain: one row per run, sorted. Grouped: one row per variant of each launch (sorted by
@@ -326,7 +332,8 @@ def table_rows(state: RunsView, columns: list[Column], sort_column: str, reverse
             if not runs:
                 continue
             key = variant_key(group, label)
-            row, keys = variant_row(state, group, label, runs, key in expanded, columns, cache)
+            row, keys = variant_row(state, group, label, runs, key in expanded, columns, cache,
+                                    cell_of)
             block = [row]
             if key in expanded:
                 for rec in sorted(runs, key=lambda r: r.repeat):

@@ -12,7 +12,7 @@ from textual.widgets import Static
 
 from trainer import formats as fmt
 from trainer.config import ConfigError, RunConfig
-from trainer.store.record import RunStatus
+from trainer.store.record import RunRecord, RunStatus
 from tui.messages import RunSelected
 from tui.state.columns import (
     SORT_CYCLE,
@@ -84,7 +84,7 @@ class ResultsTable(RowTable):
         self._forget_cells()
         if self.grouped:
             rows = table_rows(state, columns, self.sort_column, self.sort_reverse, True,
-                              self.expanded, self._variants)
+                              self.expanded, self._variants, self._cell)
             self.set_rows([(r.key, r.cells) for r in rows])
             self.rows_shown = rows
             return
@@ -122,16 +122,17 @@ class ResultsTable(RowTable):
             for cells in self._cells.values():
                 cells.pop("n", None)
 
+    def _cell(self, rec: RunRecord, col: Column) -> str | Text:
+        """A run's cell, from the cache (computed once until the run changes)."""
+        cache = self._cells.setdefault(rec.run_id, {})
+        cell = cache.get(col.key)
+        if cell is None:
+            cell = cache[col.key] = col.cell(rec, self.state)
+        return cell
+
     def _run_row(self, run_id: str, columns: list[Column]) -> TableRow:
         rec = self.state.session.records[run_id]
-        cache = self._cells.setdefault(run_id, {})
-        cells: list[str | Text] = []
-        for col in columns:
-            cell = cache.get(col.key)
-            if cell is None:
-                cell = cache[col.key] = col.cell(rec, self.state)
-            cells.append(cell)
-        return TableRow(run_id, cells, run_id)
+        return TableRow(run_id, [self._cell(rec, col) for col in columns], run_id)
 
     def cursor_run(self) -> str | None:
         """Run id under the cursor (None on a variant row or an empty table)."""
