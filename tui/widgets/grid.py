@@ -43,6 +43,18 @@ class _Row:
         self.widths = [cell_len(c.plain if isinstance(c, Text) else c) for c in self.cells]
 
 
+class _KeyMessage(Message):
+    """A message about one row or column of a RowTable, named by its key."""
+
+    def __init__(self, table: RowTable, key: str) -> None:
+        super().__init__()
+        self.table, self.key = table, key
+
+    @property
+    def control(self) -> RowTable:
+        return self.table
+
+
 class RowTable(ScrollView, can_focus=True):
     """Rows of cells under a fixed header line; a row cursor; header clicks select columns."""
 
@@ -64,38 +76,14 @@ class RowTable(ScrollView, can_focus=True):
 
     cursor_row: reactive[int] = reactive(0, always_update=True, init=False)
 
-    class RowHighlighted(Message):
+    class RowHighlighted(_KeyMessage):
         """The cursor moved onto a row."""
 
-        def __init__(self, table: RowTable, key: str) -> None:
-            super().__init__()
-            self.table, self.key = table, key
-
-        @property
-        def control(self) -> RowTable:
-            return self.table
-
-    class RowSelected(Message):
+    class RowSelected(_KeyMessage):
         """Enter or a click on a row."""
 
-        def __init__(self, table: RowTable, key: str) -> None:
-            super().__init__()
-            self.table, self.key = table, key
-
-        @property
-        def control(self) -> RowTable:
-            return self.table
-
-    class HeaderSelected(Message):
-        """A click on a column's header."""
-
-        def __init__(self, table: RowTable, key: str) -> None:
-            super().__init__()
-            self.table, self.key = table, key
-
-        @property
-        def control(self) -> RowTable:
-            return self.table
+    class HeaderSelected(_KeyMessage):
+        """A click on a column's header (`key` is the column's)."""
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
