@@ -60,3 +60,19 @@ def test_rows_come_from_the_handles_queue_and_stop_is_shown_until_it_lands():
     assert session.stop() is not None and session.status_label(rec.run_id) == "stopping"
     drain(session, [rec.run_id])
     assert session.status_label(rec.run_id) == "stopped"
+
+
+def test_stopping_only_my_runs_reaches_one_not_started_yet():
+    """Ctrl-C on `cnn-tui run` in a shared lab: its run may be handed to a worker and not have
+    said RunStarted yet; it must stop all the same, and another client's runs go on."""
+    fake = FakeTrainer(Script(hold=True))
+    session = RunSession(fake)
+    mine, later, theirs = req("mine"), req("mine too"), req("theirs")
+    session.submit([mine, later])
+    fake.hand_over()  # with the worker, no RunStarted yet
+    session.submit([theirs])
+    mine_ids = {mine.run_id, later.run_id}
+    assert session.stop(only=mine_ids) == mine and fake.stop_requests == 1
+    dropped = session.cancel_queue(only=mine_ids)
+    assert [r.run_id for r in dropped] == [later.run_id]
+    assert [r.run_id for r in fake.pending()] == [theirs.run_id]

@@ -132,7 +132,12 @@ class RunSession:
         runs); returns the current one (None: nothing of it runs)."""
         current = self.trainer.current()
         if only is not None:
-            stopped = [r for r in self.running() if r in only and self.trainer.stop_run(r)]
+            # Every run of `only` that is not waiting and has not ended: one handed to a
+            # worker may not have reported RunStarted yet, and must stop too.
+            waiting = {r.run_id for r in self.trainer.pending()}
+            live = [r for r in only if r not in waiting and r in self.records
+                    and not self.records[r].terminal]
+            stopped = [r for r in live if self.trainer.stop_run(r)]
             self.stopping.update(stopped)
             return current if current is not None and current.run_id in stopped else None
         if current is None or not self.trainer.stop_current():
