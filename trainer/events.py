@@ -18,6 +18,19 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
 
 
+DEVICE_KINDS = ("auto", "cpu", "cuda")  # and cuda:N
+
+
+def check_device(text: str) -> str:
+    """A device name as the worker takes it: auto, cpu, cuda or cuda:N (lower-cased);
+    ValueError with what is allowed otherwise (the CLI and the lab's device list share it)."""
+    value = text.strip().lower()
+    kind, colon, index = value.partition(":")
+    if value in DEVICE_KINDS or (kind == "cuda" and colon and index.isdigit()):
+        return value
+    raise ValueError(f"invalid device {text!r} (use auto, cpu, cuda or cuda:N)")
+
+
 @dataclass(frozen=True)
 class WorkerSettings:
     """What the worker needs to know; plain strings because it crosses spawn."""
@@ -48,7 +61,7 @@ class RunStarted:
     variant: str
     repeat: int
     group: str
-    device: str  # "cuda" | "cpu"
+    device: str  # where it trains: "cpu", "cuda" or "cuda:N"
     device_name: str  # e.g. "NVIDIA H100 80GB HBM3" or the CPU model
     torch_version: str
     params: int

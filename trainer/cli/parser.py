@@ -7,17 +7,15 @@ from typing import Any, NoReturn
 
 from trainer import __version__, paths
 from trainer.config import DATASETS, parse_assignment, parse_value
-
-DEVICES = ("auto", "cpu", "cuda")  # and cuda:N
+from trainer.events import check_device
 
 
 def device_name(text: str) -> str:
-    """`--device`: auto, cpu, cuda or cuda:N (argparse type: a clear error otherwise)."""
-    value = text.strip().lower()
-    kind, colon, index = value.partition(":")
-    if value in DEVICES or (kind == "cuda" and colon and index.isdigit()):
-        return value
-    raise argparse.ArgumentTypeError(f"invalid device {text!r} (use auto, cpu, cuda or cuda:N)")
+    """`--device` (argparse type): the shared device rule, its message as the error."""
+    try:
+        return check_device(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 class UsageError(Exception):

@@ -19,7 +19,7 @@ import time
 from multiprocessing.connection import Connection, Listener
 from typing import Any
 
-from trainer.events import Event, RunRequest, WorkerSettings
+from trainer.events import Event, RunRequest, WorkerSettings, check_device
 from trainer.host.session import RunSession
 from trainer.lab.place import LabError, LabPlace
 from trainer.lab.protocol import (
@@ -216,15 +216,16 @@ class Lab:
 
 def devices_from(text: str | None, default: str) -> list[str]:
     """`--devices cuda:0,cuda:2` / CNN_TUI_DEVICES; else one worker on `default`."""
-    if text:
-        items = [d.strip().lower() for d in text.split(",") if d.strip()]
-        for d in items:
-            kind, _, index = d.partition(":")
-            if kind not in ("cpu", "cuda", "auto") or (index and not index.isdigit()):
-                raise LabError(f"unknown device {d!r} in the device list: use cpu, cuda or "
-                               "cuda:N, comma-separated (e.g. cuda:0,cuda:2)")
-        return list(dict.fromkeys(items))
-    return [default]
+    if not text:
+        return [default]
+    items = []
+    for part in (p for p in text.split(",") if p.strip()):
+        try:
+            items.append(check_device(part))
+        except ValueError as exc:
+            raise LabError(f"{exc} in the device list, comma-separated (e.g. "
+                           "cuda:0,cuda:2)") from None
+    return list(dict.fromkeys(items))
 
 
 def visible_cuda_devices() -> list[str]:
