@@ -158,6 +158,11 @@ def test_racing_clients_see_one_queue(lab_on):
         ids = [r.run_id for r in first.pending()]
         assert len(ids) == len(set(ids)) == 6
         assert batches[0][0].run_id not in ids and batches[1][1].run_id not in ids
+        # A client that attaches later does not see the cancelled runs as still queued.
+        third = LabClient.connect(str(lab_on), "c")
+        third.shutdown()
+        shown = {r.run_id for r in third.snapshot.records}
+        assert batches[0][0].run_id not in shown and batches[1][1].run_id not in shown
         first.stop_current()
         first.cancel_queued()
         wait_until(lambda: not second.busy, 30, "the lab to be idle")

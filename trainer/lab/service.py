@@ -169,8 +169,7 @@ class Lab:
                     value = self.session.cancel_queue()
                     self.recovered = ""
                 elif command.name == "cancel":
-                    value = self.scheduler.cancel(list(args["run_ids"]))
-                    self.session.sync_queue()
+                    value = self.session.cancel_queue(only=set(args["run_ids"]))
                 elif command.name == "resume":
                     self.scheduler.resume()
                     self.recovered = ""
