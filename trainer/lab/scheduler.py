@@ -118,8 +118,8 @@ class Scheduler:
             known = {r.run_id for r in self._pending} | set(self._running)
             self._pending.extend(r for r in batch if r.run_id not in known)
             self._held = False
-            self._save()
-            self._dispatch()
+            if not self._dispatch():
+                self._save()
 
     def stop_current(self, force: bool = False) -> bool:
         """Stop every run in progress (each within a batch); False when none runs."""
@@ -145,8 +145,8 @@ class Scheduler:
         with self._lock:
             dropped = [r for r in self._pending if r.run_id in ids]
             self._pending = deque(r for r in self._pending if r.run_id not in ids)
-            self._save()
-            self._dispatch()
+            if not self._dispatch():
+                self._save()
             return dropped
 
     def resume(self) -> None:
@@ -180,19 +180,25 @@ class Scheduler:
         return events
 
     # -- inside ----------------------------------------------------------------------------
-    def _dispatch(self) -> None:
+    def _dispatch(self) -> bool:
+        """Hand waiting runs to free slots; True when any left the queue. The queue file is
+        saved once, before they start (a run that started is never offered again)."""
         if self._closed or self._held:
-            return
+            return False
         busy = {slot for _, slot in self._running.values()}
+        handed: list[tuple[str, RunRequest]] = []
         for slot in self.workers.slots():
             if not self._pending:
                 break
-            if slot in busy:
-                continue
-            request = self._pending.popleft()
-            self._running[request.run_id] = (request, slot)
+            if slot not in busy:
+                request = self._pending.popleft()
+                self._running[request.run_id] = (request, slot)
+                handed.append((slot, request))
+        if handed:
             self._save()
+        for slot, request in handed:
             self.workers.start(slot, request)
+        return bool(handed)
 
     def _save(self) -> None:
         """The waiting runs, so a lab that dies can offer them again. Runs in progress are
