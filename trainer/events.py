@@ -154,8 +154,7 @@ class RunInterrupted:
     power): its finished epochs are kept and the run can be run again."""
 
     run_id: str
-    epochs_done: int
-    message: str
+    message: str  # the record keeps the epochs it completed (see store.apply.interrupted)
 
 
 @dataclass(frozen=True)

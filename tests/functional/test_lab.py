@@ -17,7 +17,7 @@ from helpers import REPO, tiny, wait_until
 
 from trainer.events import EpochEnd, Progress, RunInterrupted, RunRequest, WorkerSettings
 from trainer.lab import client as lab_client
-from trainer.lab.client import LabClient, lab_pid
+from trainer.lab.client import LabClient
 from trainer.lab.place import LabError, LabPlace
 from trainer.store.liveness import pid_alive
 from trainer.store.record import RunStatus
@@ -36,7 +36,7 @@ def lab_on(monkeypatch, isolated_home):
     place = LabPlace.for_runs(runs)
     with contextlib.suppress(OSError):  # shown when the test failed
         print(place.log_file.read_text())
-    pid = lab_pid(place)
+    pid = place.pid()
     if pid and pid_alive(pid):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
@@ -137,7 +137,7 @@ def test_a_killed_client_never_stops_the_training(lab_on):
     proc.wait(10)
     wait_until(lambda: [r.status for r in store.load()[0]] == [RunStatus.FINISHED], 90,
                "the run to finish without its client")
-    assert pid_alive(lab_pid(place) or -1)
+    assert pid_alive(place.pid() or -1)
 
 
 def test_racing_clients_see_one_queue(lab_on):

@@ -49,7 +49,7 @@ def cmd_lab(args: argparse.Namespace) -> int:
     folder = runs_dir(args)
     if args.action == "serve":
         return _serve(args, folder)
-    from trainer.lab.client import LabClient, lab_pid
+    from trainer.lab.client import LabClient
 
     console, err = console_out(), console_err()
     place = LabPlace.for_runs(folder)
@@ -57,7 +57,7 @@ def cmd_lab(args: argparse.Namespace) -> int:
         client = LabClient.connect(str(folder), f"lab {args.action}", start=False)
     except LabError as exc:
         if args.action == "stop" and "another version" in str(exc):
-            return _terminate(place, lab_pid(place), console)
+            return _terminate(place, place.pid(), console)
         if "no lab is running" in str(exc):
             console.print(Text(f"no lab is running for {folder}"))
             return EXIT_OK
@@ -115,8 +115,7 @@ def _terminate(place: LabPlace, pid: int | None, console: Console) -> int:
 
 
 def _serve(args: argparse.Namespace, folder: Path) -> int:
-    from trainer.lab.client import IDLE_EXIT_S
-    from trainer.lab.service import devices_from, serve, visible_cuda_devices
+    from trainer.lab.service import IDLE_EXIT_S, devices_from, serve, visible_cuda_devices
 
     device = args.device or "auto"
     listed = args.devices or os.environ.get("CNN_TUI_DEVICES")

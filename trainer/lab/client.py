@@ -40,7 +40,6 @@ from trainer.lab.protocol import (
 
 START_TIMEOUT_S = 20.0
 REPLY_TIMEOUT_S = 30.0
-IDLE_EXIT_S = float(os.environ.get("CNN_TUI_LAB_IDLE_S", "300"))
 
 
 def _dial(place: LabPlace) -> Connection | None:
@@ -78,12 +77,6 @@ def spawn_lab(place: LabPlace, settings: WorkerSettings,
                                 env=env)
     finally:
         log.close()
-
-
-def lab_pid(place: LabPlace) -> int | None:
-    with contextlib.suppress(OSError, ValueError):
-        return int(place.pid_file.read_text().strip())
-    return None
 
 
 def _open(place: LabPlace, client: str, settings: WorkerSettings, devices: str | None,
@@ -288,7 +281,7 @@ class LabClient:
                 f"(see {self.place.log_file})", "error"))
             for req in cut:
                 self._events.append(RunInterrupted(
-                    req.run_id, 0, "the lab stopped before this run ended"))
+                    req.run_id, "the lab stopped before this run ended"))
             # The waiting runs are in the dead lab's queue file: the next lab holds them
             # until someone resumes or cancels, and so does this view.
             self._queue = QueueState(pending=self._queue.pending, held=True)

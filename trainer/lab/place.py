@@ -9,6 +9,7 @@ the group or the world: anyone who can reach the socket and key can submit work 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import secrets
@@ -84,6 +85,12 @@ class LabPlace:
     @property
     def queue_file(self) -> Path:
         return self._file("queue.json")
+
+    def pid(self) -> int | None:
+        """The pid the running (or last, if it died) lab wrote; None without a pid file."""
+        with contextlib.suppress(OSError, ValueError):
+            return int(self.pid_file.read_text().strip())
+        return None
 
     def prepare(self) -> None:
         """Create the directory (0700) if needed and check it is ours alone."""

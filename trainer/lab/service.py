@@ -39,6 +39,7 @@ from trainer.store.liveness import pid_alive
 from trainer.store.runstore import RunStore
 
 HELLO_TIMEOUT_S = 5.0
+IDLE_EXIT_S = float(os.environ.get("CNN_TUI_LAB_IDLE_S", "300"))  # no runs, no clients
 
 
 class _Client:
@@ -268,10 +269,9 @@ def serve(place: LabPlace, settings: WorkerSettings, devices: list[str],
 def _serve_locked(place: LabPlace, settings: WorkerSettings, devices: list[str],
                   idle_s: float) -> int:
     note = ""
-    with contextlib.suppress(OSError, ValueError):
-        old = int(place.pid_file.read_text().strip())
-        if old != os.getpid() and not pid_alive(old):
-            note = f"the previous lab (pid {old}) stopped unexpectedly"
+    old = place.pid()
+    if old is not None and old != os.getpid() and not pid_alive(old):
+        note = f"the previous lab (pid {old}) stopped unexpectedly"
     requests, problems = load_queue(place.queue_file)
     store = RunStore(settings.runs_dir or place.runs_dir)
     requests = [r for r in requests if (rec := store.get(r.run_id)) is None or not rec.terminal]
