@@ -137,9 +137,7 @@ class CnnTuiApp(App):
             # After the first frame: parsing beside it would slow both down (one GIL).
             self.call_after_refresh(self.run_worker, self._load_store, thread=True,
                                     exit_on_error=False)
-        for warning in self.store_warnings:
-            self.notify(warning, title="Run store", severity="warning", markup=False,
-                        timeout=12)
+        self._store_warnings(self.store_warnings)
         for problem in self.preset_problems:
             self.notify(str(problem), title="Lesson file skipped", severity="warning", markup=False,
                         timeout=12)
@@ -163,6 +161,11 @@ class CnnTuiApp(App):
         if not self.is_headless:
             self.set_interval(TERMINAL_CHECK_S, self._watch_terminal)
 
+    def _store_warnings(self, warnings: list[str]) -> None:
+        for warning in warnings:
+            self.notify(warning, title="Run store", severity="warning", markup=False,
+                        timeout=12)
+
     def _load_store(self) -> None:
         """On a worker thread: parse the store, then hand the records to the UI thread."""
         records, warnings = self.store.load()
@@ -173,9 +176,7 @@ class CnnTuiApp(App):
         known = self.session.records
         self.runs.load([r for r in records if r.run_id not in known])
         self.store_loading = False
-        for warning in warnings:
-            self.notify(warning, title="Run store", severity="warning", markup=False,
-                        timeout=12)
+        self._store_warnings(warnings)
         with contextlib.suppress(LookupError, NoMatches):
             self.main.sync()
 

@@ -243,7 +243,7 @@ def variant_row(state: RunsView, group: str, label: str, runs: list[RunRecord], 
     """
     known = cache.setdefault((group, label, expanded), {}) if cache is not None else {}
     finished = [r for r in runs if r.status is RunStatus.FINISHED]
-    of = cell_of or (lambda rec, col: col.cell(rec, state))
+    of = cell_of or _computed(state)
     cells: list[str | Text] = []
     keys: dict[str, Any] = {}
     for col in columns:
@@ -296,11 +296,16 @@ def variant_cell(state: RunsView, label: str, runs: list[RunRecord], finished: l
             col.sort(runs[0], state))
 
 
-def plain_row(state: RunsView, columns: list[Column], run_id: str,
-              indent: bool = False) -> TableRow:
+def _computed(state: RunsView) -> CellOf:
+    return lambda rec, col: col.cell(rec, state)
+
+
+def plain_row(state: RunsView, columns: list[Column], run_id: str, indent: bool = False,
+              cell_of: CellOf | None = None) -> TableRow:
     """One run's row (indented under its variant row in the grouped view)."""
     rec = state.session.records[run_id]
-    cells = [col.cell(rec, state) for col in columns]
+    of = cell_of or _computed(state)
+    cells = [of(rec, col) for col in columns]
     if indent:
         i = [c.key for c in columns].index("variant")
         cells[i] = Text(f"   rep {rec.repeat + 1}", style="dim")
@@ -317,7 +322,7 @@ def table_rows(state: RunsView, columns: list[Column], sort_column: str, reverse
     its mean), each followed by its runs (in repeat order) when expanded.
     """
     def run_row(run_id: str, indent: bool = False) -> TableRow:
-        return plain_row(state, columns, run_id, indent)
+        return plain_row(state, columns, run_id, indent, cell_of)
 
     if not grouped:
         return [run_row(r) for r in sorted_ids(state, sort_column, reverse)]

@@ -26,6 +26,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 Cell = str | Text
+PLAIN, EVEN, CURSOR, HEADER = 0, 1, 2, 3  # the kinds of line, each with its own style
 
 
 class GridColumn(NamedTuple):
@@ -120,9 +121,8 @@ class RowTable(ScrollView, can_focus=True):
         if i is None:
             return
         row = self._rows[i] = _Row(key, cells)
-        self._strips.pop((key, 0), None)
-        self._strips.pop((key, 1), None)
-        self._strips.pop((key, 2), None)
+        for kind in (PLAIN, EVEN, CURSOR):
+            self._strips.pop((key, kind), None)
         if any(w > have for w, have in zip(row.widths, self._body_widths, strict=False)):
             self._body_widths = [max(a, b) for a, b in
                                  zip(row.widths, self._body_widths, strict=False)]
@@ -266,35 +266,38 @@ class RowTable(ScrollView, can_focus=True):
         segments = list(line.render(self.app.console))
         return Strip(Segment.apply_style(segments, style), line.cell_len)
 
+    _KIND_CLASS: ClassVar[dict[int, str]] = {
+        HEADER: "row-table--header", EVEN: "row-table--even-row", CURSOR: "row-table--cursor"}
+
+    def _style(self, kind: int) -> Style:
+        """The line style of a header, plain, even (zebra) or cursor line."""
+        name = self._KIND_CLASS.get(kind)
+        return self.rich_style + self.get_component_rich_style(name) if name else \
+            self.rich_style
+
     def render_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width
         scroll_x = int(self.scroll_x)
-        base = self.rich_style
         if y == 0:
             if self._header_strip is None:
-                style = base + self.get_component_rich_style("row-table--header")
-                self._header_strip = self._line([c.label for c in self._columns], style)
-            header_style = base + self.get_component_rich_style("row-table--header")
-            return self._header_strip.crop_extend(scroll_x, scroll_x + width, header_style)
+                self._header_strip = self._line([c.label for c in self._columns],
+                                                self._style(HEADER))
+            return self._header_strip.crop_extend(scroll_x, scroll_x + width,
+                                                  self._style(HEADER))
         index = int(self.scroll_y) + y - 1
         if index >= len(self._rows):
-            return Strip.blank(width, base)
+            return Strip.blank(width, self.rich_style)
         row = self._rows[index]
-        kind = 2 if index == self.cursor_row else index % 2
+        kind = CURSOR if index == self.cursor_row else index % 2  # PLAIN or EVEN
+        style = self._style(kind)
         strip = self._strips.get((row.key, kind))
         if strip is None:
-            style = base
-            if kind == 2:
-                style += self.get_component_rich_style("row-table--cursor")
-            elif kind == 1:
-                style += self.get_component_rich_style("row-table--even-row")
             strip = self._strips[(row.key, kind)] = self._line(row.cells, style)
             if len(self._strips) > 4000:  # long scrolls through a big store: start afresh
                 self._strips = {(row.key, kind): strip}
-        line_style = base
-        if kind == 2:
-            line_style = base + self.get_component_rich_style("row-table--cursor")
-        return strip.crop_extend(scroll_x, scroll_x + width, line_style)
+        # Past the last column the line keeps its background: plain lines the widget's.
+        return strip.crop_extend(scroll_x, scroll_x + width,
+                                 style if kind == CURSOR else self.rich_style)
 
     def on_focus(self) -> None:
         self._strips.clear()  # the cursor's style depends on focus

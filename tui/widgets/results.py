@@ -21,6 +21,7 @@ from tui.state.columns import (
     VariantCache,
     best_val,
     columns_for,
+    plain_row,
     sorted_ids,
     status_text,
     table_rows,
@@ -117,7 +118,6 @@ class ResultsTable(RowTable):
         if state.session.order != self._cells_of:  # rows added or dropped: '#' may move
             self._variants.clear()
             self._cells_of = state.session.order
-            records = state.session.records
             self._cells = {r: c for r, c in self._cells.items() if r in records}
             for cells in self._cells.values():
                 cells.pop("n", None)
@@ -131,8 +131,7 @@ class ResultsTable(RowTable):
         return cell
 
     def _run_row(self, run_id: str, columns: list[Column]) -> TableRow:
-        rec = self.state.session.records[run_id]
-        return TableRow(run_id, [self._cell(rec, col) for col in columns], run_id)
+        return plain_row(self.state, columns, run_id, cell_of=self._cell)
 
     def cursor_run(self) -> str | None:
         """Run id under the cursor (None on a variant row or an empty table)."""
