@@ -142,12 +142,8 @@ class RunReporter:
         if notice is not None:
             self.send(notice)
 
-    def save(self) -> Notice | None:
-        """Persist the record now; on failure return the (first) warning to show."""
-        assert self.record is not None
-        return self._save(self.record)
-
     def _save(self, record: RunRecord) -> Notice | None:
+        """Persist `record`; on failure return the (first) warning to show."""
         try:
             self.store.save(record)
         except StoreError as exc:

@@ -37,7 +37,7 @@ from trainer.store.runstore import RunStore
 from trainer.text import first_line
 
 LOG_MAX_BYTES = 5_000_000  # rotate the worker log once it grows past this
-RAW_CACHE_SIZE = 2  # decoded datasets kept in memory across runs (CIFAR-10 is ~180 MB)
+DATASETS_KEPT = 2  # datasets kept on the device across runs (CIFAR-10 is ~180 MB)
 MESSAGE_MAX = 300  # one-line failure messages are cut here; the store keeps the traceback
 
 
@@ -174,7 +174,7 @@ class _Worker:
         self.sender = sender
         self.stop_flag = stop_flag
         self.store = RunStore(settings.runs_dir)
-        self.raw_cache: dict[tuple[str, str | None], Any] = {}
+        self.datasets: dict[tuple[str, str | None], Any] = {}
         self.import_error = ""
         self.torch: Any = None
         self.reporter: RunReporter | None = None  # the run in progress
@@ -317,8 +317,8 @@ class _Worker:
         """The dataset decoded and on the device, kept across runs (a lesson trains many
         runs on the same data: it is loaded, and copied to the device, once)."""
         key = (cfg.dataset, self.settings.data_dir)
-        if key in self.raw_cache:
-            return self.raw_cache[key]
+        if key in self.datasets:
+            return self.datasets[key]
 
         def notify(message: str) -> None:
             report.emit(Notice(message=message, level="info", run_id=report.run_id))
@@ -334,11 +334,11 @@ class _Worker:
         stage("loading the dataset", -1.0)
         raw = self.data.load_raw(cfg.dataset, self.settings.data_dir, notify=notify,
                                  stage=stage)
-        while len(self.raw_cache) >= RAW_CACHE_SIZE:
-            self.raw_cache.pop(next(iter(self.raw_cache)))
+        while len(self.datasets) >= DATASETS_KEPT:
+            self.datasets.pop(next(iter(self.datasets)))
         if device.type != "cpu":
             stage(f"copying the dataset to {device}", -1.0)
-        source = self.raw_cache[key] = self.data.DeviceData(raw, device)
+        source = self.datasets[key] = self.data.DeviceData(raw, device)
         return source
 
 
