@@ -29,13 +29,12 @@ from tui.bridge import Bridge, squash_progress
 from tui.state.columns import (
     BY_KEY,
     columns_for,
-    differing_keys,
     sorted_ids,
     status_text,
     table_rows,
     variant_key,
 )
-from tui.state.runs import RunsView
+from tui.state.runs import RunsView, differing_keys
 from tui.state.toggles import GROUPS, ToggleState
 
 

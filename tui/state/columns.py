@@ -13,7 +13,7 @@ from typing import Any
 from rich.text import Text
 
 from trainer import formats as fmt
-from trainer.config import KEYS, SCHEMA, format_value
+from trainer.config import SCHEMA, format_value
 from trainer.lessons.stats import mean_std
 from trainer.store.record import RunRecord, RunStatus
 from tui.state.runs import STATUS_ICONS, RunsView
@@ -156,7 +156,6 @@ CONFIG_COLUMNS = {"bn": "batch_norm", "init": "init", "shuffle": "shuffle", "bat
 
 LEAD = ("n", "variant", "rep", "status", "epoch", "best_val", "test_acc", "test_loss")
 TAIL = ("params", "s_epoch", "img_s", "device", "lesson", "run_id")
-NOT_COMPARED = ("seed", "repeats")  # differ between repeats by design
 
 
 def config_column(key: str) -> Column:
@@ -175,22 +174,10 @@ def config_column(key: str) -> Column:
                   right=f.kind in ("int", "float"))
 
 
-def differing_keys(records: list[RunRecord]) -> list[str]:
-    """Config keys whose value is not the same in every record (in RunConfig order)."""
-    out = []
-    for key in KEYS:
-        if key in NOT_COMPARED:
-            continue
-        values = {repr(r.config.get(key)) for r in records}
-        if len(values) > 1:
-            out.append(key)
-    return out
-
-
 def columns_for(state: RunsView, diff_only: bool) -> list[Column]:
     if not diff_only:
         return list(COLUMNS)
-    keys = differing_keys(list(state.session.records.values()))
+    keys = state.differing_keys()
     return ([BY_KEY[k] for k in LEAD] + [config_column(k) for k in keys]
             + [BY_KEY[k] for k in TAIL])
 
@@ -312,6 +299,21 @@ def plain_row(state: RunsView, columns: list[Column], run_id: str, indent: bool 
     return TableRow(run_id, cells, run_id)
 
 
+def variants(state: RunsView) -> list[tuple[str, str, list[RunRecord]]]:
+    """Every (launch, variant label, its runs) of the grouped view, launches in creation
+    order and variants in lesson order."""
+    groups: dict[str, list[RunRecord]] = {}
+    for rec in state.session.records.values():
+        groups.setdefault(rec.group or rec.run_id, []).append(rec)
+    out: list[tuple[str, str, list[RunRecord]]] = []
+    for group, recs in groups.items():
+        for label in state.variant_order(group) or [recs[0].variant]:
+            runs = [r for r in recs if r.variant == label]
+            if runs:
+                out.append((group, label, runs))
+    return out
+
+
 def table_rows(state: RunsView, columns: list[Column], sort_column: str, reverse: bool,
                grouped: bool = False, expanded: set[str] | frozenset[str] = frozenset(),
                cache: VariantCache | None = None, cell_of: CellOf | None = None
@@ -326,24 +328,16 @@ def table_rows(state: RunsView, columns: list[Column], sort_column: str, reverse
 
     if not grouped:
         return [run_row(r) for r in sorted_ids(state, sort_column, reverse)]
-    groups: dict[str, list[str]] = {}
-    records = state.session.records
-    for rec in records.values():
-        groups.setdefault(rec.group or rec.run_id, []).append(rec.run_id)
     blocks: list[tuple[Any, list[TableRow]]] = []
-    for group, ids in groups.items():
-        for label in state.variant_order(group) or [records[ids[0]].variant]:
-            runs = [records[i] for i in ids if records[i].variant == label]
-            if not runs:
-                continue
-            key = variant_key(group, label)
-            row, keys = variant_row(state, group, label, runs, key in expanded, columns, cache,
-                                    cell_of)
-            block = [row]
-            if key in expanded:
-                for rec in sorted(runs, key=lambda r: r.repeat):
-                    block.append(run_row(rec.run_id, indent=True))
-            blocks.append((keys.get(sort_column), block))
+    for group, label, runs in variants(state):
+        key = variant_key(group, label)
+        row, keys = variant_row(state, group, label, runs, key in expanded, columns, cache,
+                                cell_of)
+        block = [row]
+        if key in expanded:
+            for rec in sorted(runs, key=lambda r: r.repeat):
+                block.append(run_row(rec.run_id, indent=True))
+        blocks.append((keys.get(sort_column), block))
     present = [b for b in blocks if not _is_missing(b[0])]
     missing = [b for b in blocks if _is_missing(b[0])]
     present.sort(key=lambda b: b[0], reverse=reverse)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from trainer.config import KEYS
 from trainer.events import Event, RunRequest
 from trainer.host.session import RunSession, Update
 from trainer.lessons.curves import curve_band, curve_marks
@@ -39,6 +40,8 @@ class RunsView:
         self.order_changed = True
         self._positions: dict[str, int] = {}
         self._positions_of = -1  # the session's `order` they were made for
+        self._differing: list[str] = []
+        self._differing_of = -1
 
     # -- changes ---------------------------------------------------------------------------
     def load(self, records: Iterable[RunRecord]) -> None:
@@ -118,6 +121,14 @@ class RunsView:
             self._positions = {r: i for i, r in enumerate(self.session.records, 1)}
             self._positions_of = self.session.order
         return self._positions.get(run_id, 0)
+
+    def differing_keys(self) -> list[str]:
+        """Config keys that differ between the session's runs; computed again only when runs
+        come or go (a run's config never changes), not on every refresh of the diff view."""
+        if self.session.order != self._differing_of:
+            self._differing = differing_keys(list(self.session.records.values()))
+            self._differing_of = self.session.order
+        return self._differing
 
     def variant_order(self, group: str | None) -> list[str]:
         return self.session.variant_order(group, self.presets)
@@ -215,3 +226,19 @@ class RunsView:
         if per_epoch is None:
             return None
         return eta + sum(per_epoch * int(r.config.get("epochs", 1)) for r in pending)
+
+
+NOT_COMPARED = ("seed", "repeats")  # differ between repeats by design
+
+
+def differing_keys(records: list[RunRecord]) -> list[str]:
+    """Config keys whose value is not the same in every record (in RunConfig order)."""
+    configs = [r.config for r in records]
+    out = []
+    for key in KEYS:
+        if key in NOT_COMPARED or not configs:
+            continue
+        first = configs[0].get(key)
+        if any(c.get(key) != first for c in configs):  # stops at the first difference
+            out.append(key)
+    return out

@@ -25,6 +25,9 @@ from tui.state.columns import (
     sorted_ids,
     status_text,
     table_rows,
+    variant_key,
+    variant_row,
+    variants,
 )
 from tui.state.runs import RunsView
 from tui.widgets.grid import GridColumn, RowTable
@@ -66,6 +69,8 @@ class ResultsTable(RowTable):
         self._cells: dict[str, dict[str, str | Text]] = {}  # run id → column key → cell
         self._cells_of = -1  # the session `order` the cached '#' cells belong to
         self._variants: VariantCache = {}  # the grouped view's cells, per variant
+        self._warming: list[tuple[str, str, list[RunRecord]]] = []  # variants to precompute
+        self._warming_of = -1  # the session `order` the list was made for
 
     def _label(self, col: Column) -> Text:
         label = col.label
@@ -95,6 +100,7 @@ class ResultsTable(RowTable):
                 or any(r.run_id is None for r in self.rows_shown):
             self.rows_shown = [self._run_row(r, columns) for r in order]
             self.set_rows([(r.key, r.cells) for r in self.rows_shown])
+            self._start_warming()
             return
         by_key = {r.key: r for r in self.rows_shown}
         for run_id in state.dirty_rows & shown:
@@ -103,6 +109,42 @@ class ResultsTable(RowTable):
         self.rows_shown = [by_key[r] for r in order]
         if order != self.row_keys():
             self.reorder(order)
+        self._start_warming()
+
+    # A store of thousands of runs has hundreds of variants: their mean ± std cells take a
+    # few tenths of a second, so the plain view computes them ahead, a slice per timer tick
+    # on the UI thread (where the records are changed; no locks), and `g` only sorts.
+    WARM_AFTER_RUNS = 200
+    WARM_SLICE = 40  # variants per tick: a few milliseconds, never a visible stall
+
+    @property
+    def warming(self) -> bool:
+        """Variant cells are still to be computed ahead (benchmarks wait for this)."""
+        session = self.state.session
+        return bool(self._warming) or (len(session.records) >= self.WARM_AFTER_RUNS
+                                       and self._warming_of != session.order)
+
+    def _start_warming(self) -> None:
+        order = self.state.session.order
+        if self._warming_of == order or len(self.state.session.records) < self.WARM_AFTER_RUNS:
+            return
+        self._warming_of = order
+        first = not self._warming
+        self._warming = variants(self.state)
+        if first:
+            self.set_timer(0.05, self._warm_step)
+
+    def _warm_step(self) -> None:
+        if self.grouped or self._warming_of != self.state.session.order:
+            self._warming = []  # grouped: computed as shown; new runs: sync starts over
+            return
+        columns = self._shown_columns
+        batch, self._warming = self._warming[:self.WARM_SLICE], self._warming[self.WARM_SLICE:]
+        for group, label, runs in batch:
+            variant_row(self.state, group, label, runs, variant_key(group, label)
+                        in self.expanded, columns, self._variants, self._cell)
+        if self._warming:
+            self.set_timer(0.01, self._warm_step)
 
     def _forget_cells(self) -> None:
         """Drop cached cells of the runs that changed (and of the variants they are in)."""
