@@ -60,3 +60,24 @@ def test_a_forged_or_stale_cache_is_ignored(tmp_path):
     assert len(rows) == 1 and rows[0]["variant"] == "v0"
     os.utime(store.path(rows[0]["run_id"]), ns=(1, 1))  # same size, other mtime: read again
     assert rowcache.export_rows(store)[0] == rows
+
+
+def test_runs_a_worker_ended_are_exported_without_parsing(tmp_path, monkeypatch):
+    store = RunStore(tmp_path / "runs")
+    recs = stored(store, 3)
+    for rec in recs[:2]:  # the worker notes each run it ends
+        rowcache.remember(store, rec.run_id)
+    rowcache.remember(store, "20260101-000000-nosuch")  # gone already: nothing, no error
+    read = []
+    real = store.read_entry
+    monkeypatch.setattr(store, "read_entry", lambda p: read.append(p.name) or real(p))
+    rows, _ = rowcache.export_rows(store)
+    assert [r["variant"] for r in rows] == ["v0", "v1", "v2"]
+    assert read == [store.path(recs[2].run_id).name]  # only the run nobody noted
+    assert not rowcache.cache_path(store).with_suffix(".notes").exists()  # merged
+    # A noted run whose file changed afterwards is read again, not served stale.
+    rowcache.remember(store, recs[0].run_id)
+    store.save(recs[0].with_changes(variant="renamed", updated=now_iso()))
+    read.clear()
+    rows, _ = rowcache.export_rows(store)
+    assert rows[0]["variant"] == "renamed" and read == [store.path(recs[0].run_id).name]

@@ -31,6 +31,7 @@ from trainer.config import ConfigError, RunConfig
 from trainer.engine.faults import Fault
 from trainer.engine.reporter import RunReporter, log, set_verbose
 from trainer.events import Event, Notice, Preparing, RunFailed, RunRequest, WorkerSettings
+from trainer.store import rowcache
 from trainer.store.liveness import host_name
 from trainer.store.record import RunEnv
 from trainer.store.runstore import RunStore
@@ -204,6 +205,8 @@ class _Worker:
             self._run(request, report)
         finally:
             report.close()  # every epoch saved and sent before the next run starts
+            if not report.unsaved:
+                rowcache.remember(self.store, request.run_id)
 
     def _run(self, request: RunRequest, report: RunReporter) -> None:
         log(f"run {request.run_id} ({request.preset}/{request.variant} #{request.repeat})")

@@ -5,7 +5,9 @@ Parsing and checking every record is most of an export's time (a store of 2,000 
 so rows are kept per file, keyed by name, size and modification time: a changed file is
 read again. The cache lives in the user's own cache folder, never in the runs folder (which
 is shared and copied around), so nobody else's file can feed it; running records are not
-cached (the next read may find them interrupted). Deleting the cache only costs time.
+cached (the next read may find them interrupted). A worker adds each run it ends, so the
+first export after training reads only files no worker wrote. Deleting the cache only
+costs time.
 """
 
 from __future__ import annotations
@@ -48,10 +50,73 @@ def _load(path: Path) -> dict[str, Any]:
     return {}
 
 
+def _save(store: RunStore, files: dict[str, Any]) -> None:
+    with contextlib.suppress(OSError, TypeError, ValueError):  # only a cache
+        target = cache_path(store)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(target, json.dumps({"signature": _signature(), "files": files},
+                                        ensure_ascii=False).encode("utf-8"))
+        os.chmod(target, 0o600)
+
+
+def _key(info: os.stat_result | None) -> list[int] | None:
+    if info is None or not stat.S_ISREG(info.st_mode):
+        return None
+    return [info.st_size, info.st_mtime_ns]
+
+
+def _notes(store: RunStore) -> Path:
+    return cache_path(store).with_suffix(".notes")
+
+
+def remember(store: RunStore, run_id: str) -> None:
+    """Note a run that has just ended (the worker calls this after its last save), so the
+    first export after training parses nothing it has not seen. The row comes from reading
+    the file back, exactly as an export would. Notes are appended as one line each (one
+    write, O_APPEND: workers of a lab never clobber each other) and merged by the next
+    export; a lost note only costs that export one parse."""
+    path = store.path(run_id)
+    with contextlib.suppress(OSError, TypeError, ValueError):  # only a cache
+        key = _key(path.lstat())
+        rec, warning = store.read_entry(path)
+        if key is None or rec is None or not rec.terminal:
+            return
+        entry = {"signature": _signature(), "name": path.name, **_entry(key, rec, warning)}
+        line = (json.dumps(entry, ensure_ascii=False) + "\n").encode("utf-8")
+        notes = _notes(store)
+        notes.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(notes, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(fd, line)
+        finally:
+            os.close(fd)
+
+
+def _take_notes(store: RunStore, files: dict[str, Any]) -> Path | None:
+    """Merge the noted runs into `files` (a note is newer than the cache file); returns the
+    notes file taken (moved aside first, so notes written meanwhile go to a new one)."""
+    notes = _notes(store)
+    taken = notes.with_suffix(".taken")
+    try:
+        os.replace(notes, taken)
+        data = read_bounded(taken, MAX_CACHE_BYTES)
+    except OSError:
+        return None
+    for line in data.splitlines():
+        with contextlib.suppress(ValueError):
+            entry = json.loads(line)
+            if isinstance(entry, dict) and entry.get("signature") == _signature() \
+                    and isinstance(entry.get("name"), str):
+                files[entry["name"]] = {k: v for k, v in entry.items()
+                                        if k not in ("signature", "name")}
+    return taken
+
+
 def export_rows(store: RunStore) -> tuple[list[dict[str, str]], list[str]]:
     """Every readable run's CSV row (oldest first, as `RunStore.load` orders them) and the
     warnings about the files that were not readable."""
     cached = _load(cache_path(store))
+    taken = _take_notes(store, cached)
     fresh: dict[str, Any] = {}
     found: list[tuple[str, str, dict[str, str]]] = []  # (created, run id, row)
     warnings: list[str] = []
@@ -59,11 +124,9 @@ def export_rows(store: RunStore) -> tuple[list[dict[str, str]], list[str]]:
         return [], []
     for path in sorted(store.dir.glob("*.json")):
         try:
-            info = path.lstat()
+            key = _key(path.lstat())
         except OSError:
-            info = None
-        regular = info is not None and stat.S_ISREG(info.st_mode)
-        key = [info.st_size, info.st_mtime_ns] if regular and info is not None else None
+            key = None
         hit = cached.get(path.name)
         if key is not None and isinstance(hit, dict) and hit.get("key") == key:
             fresh[path.name] = hit
@@ -80,13 +143,11 @@ def export_rows(store: RunStore) -> tuple[list[dict[str, str]], list[str]]:
             found.append((rec.created, rec.run_id, record_row(rec)))
         if key is not None and (rec is None or rec.terminal):
             fresh[path.name] = _entry(key, rec, warning)
-    if fresh != cached:
-        with contextlib.suppress(OSError, TypeError, ValueError):  # only a cache
-            target = cache_path(store)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write(target, json.dumps({"signature": _signature(), "files": fresh},
-                                            ensure_ascii=False).encode("utf-8"))
-            os.chmod(target, 0o600)
+    if fresh != cached or taken is not None:
+        _save(store, fresh)
+    if taken is not None:  # only once its rows are in the cache file
+        with contextlib.suppress(OSError):
+            taken.unlink()
     found.sort(key=lambda item: (item[0], item[1]))
     return [row for _, _, row in found], warnings
 
