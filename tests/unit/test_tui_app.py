@@ -855,8 +855,7 @@ async def test_toggle_focus_is_marked_and_arrows_move_between_controls(tmp_path)
         await pilot.press("enter")
         assert select.expanded  # enter (or space) opens it
         await pilot.press("escape")
-        for _ in range(5):  # Inputs and Switches move the same way
-            await pilot.press("down")
+        await pilot.press(*["down"] * 5)  # Inputs too, once per key even in one burst
         assert app.focused is app.main.query_one("#toggle-augment")
         await pilot.press("down")
         assert app.focused is app.main.query_one("#toggle-batch_norm")

@@ -274,7 +274,9 @@ class ToggleForm(VerticalScroll):
         focused = self.screen.focused
         at = controls.index(focused) if focused in controls else -1
         target = controls[max(0, min(len(controls) - 1, at + step))]
-        target.focus()
+        # At once, not on the next idle as `focus()` would: a key held down (or keys sent in
+        # one burst over SSH) must move once per press.
+        self.screen.set_focus(target)
         row = self.query_one(f"#row-{self._key(target.id)}", ToggleRow)
         # The first row also brings the summary back into view.
         self.scroll_to_widget(row if at + step > 0 else self.query_one("#toggle-summary"),
