@@ -43,7 +43,7 @@ from tui.bridge import Bridge
 from tui.messages import BridgeProblem, TrainerEvents
 from tui.screens.dialogs import ChoicesScreen, ConfirmScreen, DataMissingScreen, ExportScreen
 from tui.screens.help import NAVIGATION, HelpScreen, binding_rows
-from tui.screens.main import MainScreen
+from tui.screens.main import SPLIT_WIDTH, MainScreen
 from tui.state.runs import RunsView
 from tui.state.toggles import ToggleState
 from tui.widgets.lessons import LessonView
@@ -78,7 +78,8 @@ class CnnTuiApp(App):
     TITLE = "cnn-tui"
     ENABLE_COMMAND_PALETTE = True
     # Declared as Textual declares them (plain class attributes it reads per instance).
-    HORIZONTAL_BREAKPOINTS: list[tuple[int, str]] | None = [(0, "-narrow"), (110, "-wide")]  # noqa: RUF012
+    HORIZONTAL_BREAKPOINTS: list[tuple[int, str]] | None = [  # noqa: RUF012
+        (0, "-narrow"), (110, "-wide"), (SPLIT_WIDTH, "-split")]
     VERTICAL_BREAKPOINTS: list[tuple[int, str]] | None = [(0, "-short"), (34, "-tall")]  # noqa: RUF012
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -467,6 +468,9 @@ class CnnTuiApp(App):
         self.toggles.set_override("dataset", name)
         self.main.after_toggles_changed()
         self.update_titles()
+        # What the toasts said about the other dataset ("CIFAR-10 is not on this machine",
+        # "every run now uses …") is moot now: replace them, never stack them.
+        self.clear_notifications()
         if name == "synthetic":
             self.notify("Every run now uses the synthetic offline data (not CIFAR-10; d "
                         "switches back)", title="Dataset: synthetic", timeout=6)

@@ -135,7 +135,7 @@ async def test_pick_lesson_shows_text_and_toggles(tmp_path):
         assert app.toggles.lesson == "bn_high_lr"
         assert "large learning rate" in str(app.sub_title)
         await pilot.press("2")
-        assert app.main.query_one("#tabs").active == "toggles"
+        assert app.main.page == "toggles"
         row = app.main.query_one("#row-lr", ToggleRow)
         assert "varies by variant" in plain(row.query_one(".toggle-note"))
         # Start options are shown as such.
@@ -159,8 +159,9 @@ async def test_invalid_toggle_is_marked_and_blocks_start(tmp_path):
         row = app.main.query_one("#row-lr", ToggleRow)
         assert row.has_class("-invalid")
         assert app.main.query_one("#toggle-lr").has_class("-invalid")
-        note = plain(row.query_one(".toggle-note"))
-        assert "lr must be a number" in note and "'fast'" in note
+        reason = plain(row.query_one(".toggle-error"))
+        assert "lr must be a number" in reason and "'fast'" in reason
+        assert "invalid" in plain(row.query_one(".toggle-note"))
         await pilot.press("escape", "r")
         await pilot.pause()
         assert app.trainer.submitted == []  # nothing reached the trainer
@@ -202,7 +203,7 @@ async def test_run_lesson_fills_table_charts_and_bar(tmp_path):
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("r")
         await pilot.pause()
-        assert app.main.query_one("#tabs").active == "runs"
+        assert app.main.page == "runs"
         table = app.main.query_one(ResultsTable)
         assert table.row_count == 2
         await wait_for(pilot, lambda: statuses(app) == ["finished", "finished"], what="runs")
@@ -459,6 +460,14 @@ async def test_dataset_key_switches_and_warns_when_missing(tmp_path, monkeypatch
         assert app.toggles.config().dataset == "synthetic"
         await pilot.press("d")
         assert app.toggles.config().dataset == "cifar10"
+        # The warning about the old state is replaced, never stacked or left behind.
+        await pilot.pause()
+        shown = [n.message for n in app._notifications]
+        assert sum("CIFAR-10 is not on this machine" in m for m in shown) == 1
+        assert not any("synthetic offline data (not CIFAR-10" in m for m in shown)
+        await pilot.press("d")
+        await pilot.pause()
+        assert not any("not on this machine" in n.message for n in app._notifications)
 
 
 @aio
@@ -476,7 +485,7 @@ async def test_event_flood_keeps_ui_responsive(tmp_path):
         assert len(app.session.progress) == 0  # … and none of them is kept.
         start = time.monotonic()
         await pilot.press("1")
-        assert app.main.query_one("#tabs").active == "lessons"
+        assert app.main.page == "lessons"
         assert time.monotonic() - start < 5.0  # generous: CI machines are shared
 
 
@@ -732,3 +741,161 @@ async def test_hostile_files_are_shown_literally_and_the_queue_survives(tmp_path
         await pilot.press("escape")
         svg = app.export_screenshot()
         assert "\x1b" not in svg and "pwned" in svg
+
+
+def visible(widget) -> bool:
+    """Whether the widget is on screen now (hidden panels have no region)."""
+    return widget.region.area > 0
+
+
+@aio
+async def test_the_verdict_is_one_key_away_at_80x24(tmp_path):
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("r")
+        await wait_for(pilot, lambda: statuses(app) == ["finished", "finished"], what="runs")
+        card = app.main.query_one("#runs-verdict", VerdictCard)
+        line = app.main.query_one("#verdict-line")
+        await wait_for(pilot, lambda: card.verdict is not None and card.verdict.final,
+                       what="the verdict")
+        # No room for the card beside the table: a line says what it says and where it is.
+        panel = app.main.query_one("#runs-verdict-panel")
+        assert not visible(panel) and visible(line)
+        assert "v: full verdict" in plain(line) and card.verdict.headline[:20] in plain(line)
+        assert footer_has(app, "Verdict")
+        table = app.main.query_one(ResultsTable)
+        await pilot.press("v")
+        await wait_for(pilot, lambda: visible(panel) and not visible(table),
+                       what="the verdict in the table's place")
+        assert "Try next" in plain(card) and app.focused is panel
+        assert "back to the table" in str(panel.border_title)  # the hidden table is named
+        assert footer_has(app, "Table") and not footer_has(app, "Verdict")
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: visible(table) and not visible(panel), what="the table")
+        assert app.focused is table and footer_has(app, "Verdict")
+        await pilot.press("1")  # v belongs to the runs: not offered over the lessons
+        assert not footer_has(app, "Verdict")
+
+
+@aio
+async def test_one_seed_verdict_is_hedged_in_the_card(tmp_path):
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("r")
+        await wait_for(pilot, lambda: statuses(app) == ["finished", "finished"], what="runs")
+        card = app.main.query_one("#runs-verdict", VerdictCard)
+        await wait_for(pilot, lambda: card.verdict is not None and card.verdict.final,
+                       what="the verdict")
+        text = plain(card)
+        assert card.verdict.n == 1 and "no uncertainty" in text
+        if card.verdict.tentative:
+            assert "at face value (one seed)" in text.splitlines()[0]
+        assert "✓ matches the course" not in text
+
+
+@pytest.mark.parametrize("size", [(160, 40), (200, 50)])
+@aio
+async def test_a_wide_terminal_shows_lessons_or_toggles_beside_the_runs(tmp_path, size):
+    app = make_app(tmp_path)
+    async with app.run_test(size=size) as pilot:
+        lessons = app.main.query_one("#lesson-list")
+        table = app.main.query_one(ResultsTable)
+        assert visible(lessons) and visible(table)
+        assert lessons.region.right <= table.region.x  # side by side, lessons on the left
+        assert app.main.query_one("#tab-runs").has_class("-hidden")  # no tab for them
+        await pilot.press("2")
+        await wait_for(pilot, lambda: visible(app.main.query_one("#toggle-lr")),
+                       what="the toggles")
+        assert visible(table) and not visible(lessons)
+        await pilot.press("3")
+        assert app.focused is table and visible(app.main.query_one("#toggle-lr"))
+        await pilot.resize_terminal(120, 40)  # narrower: one page, the runs chosen last
+        await wait_for(pilot, lambda: not visible(app.main.query_one("#toggle-lr")),
+                       what="one page")
+        assert visible(table) and not app.main.query_one("#tab-runs").has_class("-hidden")
+        assert app.main.query_one("#tabs").active == "tab-runs"
+
+
+@aio
+async def test_one_page_at_a_time_below_160_columns(tmp_path):
+    app = make_app(tmp_path)
+    async with app.run_test(size=(159, 40)) as pilot:
+        await pilot.pause()
+        assert visible(app.main.query_one("#lesson-list"))
+        assert not visible(app.main.query_one(ResultsTable))
+        await pilot.press("3")
+        await pilot.pause()
+        assert not visible(app.main.query_one("#lesson-list"))
+
+
+async def open_toggles(pilot) -> None:
+    await pilot.press("2")
+    await wait_for(pilot, lambda: pilot.app.focused is not None
+                   and (pilot.app.focused.id or "").startswith("toggle-"), what="the form")
+
+
+@aio
+async def test_toggle_focus_is_marked_and_arrows_move_between_controls(tmp_path):
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_toggles(pilot)
+        select = app.main.query_one("#toggle-dataset")
+        assert app.focused is select
+        row = app.main.query_one("#row-dataset", ToggleRow)
+        # A thick accent bar and the key in reverse video: visible at any colour depth.
+        assert row.styles.border_left[0] == "thick"
+        assert row.query_one(".toggle-key").styles.text_style.reverse
+        other = app.main.query_one("#row-train_subset", ToggleRow)
+        assert other.styles.border_left[0] == "blank"
+        assert not other.query_one(".toggle-key").styles.text_style.reverse
+        await pilot.press("down")  # on a Select: the next field, not the dropdown
+        assert not select.expanded and app.focused is app.main.query_one("#toggle-train_subset")
+        await pilot.press("up")
+        assert app.focused is select and not select.expanded
+        await pilot.press("enter")
+        assert select.expanded  # enter (or space) opens it
+        await pilot.press("escape")
+        await pilot.press(*["down"] * 5)  # Inputs too, once per key even in one burst
+        assert app.focused is app.main.query_one("#toggle-augment")
+        await pilot.press("down")
+        assert app.focused is app.main.query_one("#toggle-batch_norm")
+        await pilot.press("space")  # the switch still flips
+        assert app.toggles.edits == {"batch_norm": True}
+
+
+@aio
+async def test_invalid_value_reason_is_whole_and_edits_list_only_valid_values(tmp_path):
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_toggles(pilot)
+        form = app.main.query_one("#toggle-form")
+        app.main.query_one("#toggle-batch_size").focus()
+        await pilot.press("ctrl+u", "6")
+        await pilot.pause()
+        assert "batch 6" in plain(app.main.query_one("#toggle-summary"))
+        await pilot.press("x")
+        error = app.main.query_one("#row-batch_size").query_one(".toggle-error")
+        # The whole reason, allowed range included, on screen without scrolling.
+        await wait_for(pilot, lambda: visible(error)
+                       and form.scrollable_content_region.contains_region(error.region),
+                       what="the whole reason in view")
+        assert plain(error) == "✗ batch_size must be an integer from 1 to 50000, got '6x'"
+        # The half-typed value is no edit: neither summary lists it beside the error.
+        summary = plain(app.main.query_one("#toggle-summary"))
+        assert "your edits" not in summary and "1 invalid value" in summary
+        plan = plain(app.main.query_one("#lesson-head"))
+        assert "Your edits" not in plan and "batch_size must be an integer" in plan
+        await pilot.press("backspace", "backspace", "3", "2")
+        await pilot.pause()
+        assert "your edits: batch 32" in plain(app.main.query_one("#toggle-summary"))
+        assert not visible(error)
+
+
+@aio
+async def test_every_toggle_label_fits_at_80_columns(tmp_path):
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_toggles(pilot)
+        for row in app.main.query(ToggleRow):
+            label = row.query_one(".toggle-key")
+            assert label.content_region.width >= len(row.key), row.key

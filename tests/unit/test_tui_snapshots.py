@@ -49,8 +49,9 @@ def fixed_history(runs: Path) -> None:
         store.save(rec.with_changes(created=f"2026-01-01T00:00:0{i}+00:00"))
 
 
-@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+@pytest.mark.parametrize("size", [(80, 24), (120, 40), (200, 50)])
 def test_main_screen(snap_compare, tmp_path, size):
+    """200×50: the lessons beside the runs (no Runs tab), as the README says."""
     assert snap_compare(make_app(tmp_path / "runs"), terminal_size=size)
 
 
@@ -59,7 +60,9 @@ def test_toggles_with_invalid_value(snap_compare, tmp_path):
         await pilot.press("2")
         pilot.app.main.query_one("#toggle-lr").focus()
         await pilot.press(*"fast", "escape")
-        pilot.app.main.query_one("#toggle-lr").scroll_visible(animate=False)
+        pilot.app.main.query_one("#toggle-batch_size").focus()
+        await pilot.press(*"6x", "escape")
+        pilot.app.main.query_one("#row-batch_size").scroll_visible(animate=False)
         # Let validation, scrolling and the refresh timer settle (a loaded CI box is slow).
         await pilot.wait_for_scheduled_animations()
         await pilot.pause(0.3)
@@ -69,8 +72,30 @@ def test_toggles_with_invalid_value(snap_compare, tmp_path):
 
 @pytest.mark.parametrize("size", [(80, 24), (120, 40)])
 def test_runs_view_with_history(snap_compare, tmp_path, size):
+    """80×24: a one-line verdict above the table says `v` shows the card."""
     fixed_history(tmp_path / "runs")
     assert snap_compare(make_app(tmp_path / "runs"), terminal_size=size, press=["3", "_"])
+
+
+@pytest.mark.parametrize("size", [(80, 24), (200, 50)])
+def test_full_verdict_in_place_of_the_table(snap_compare, tmp_path, size):
+    fixed_history(tmp_path / "runs")
+    assert snap_compare(make_app(tmp_path / "runs"), terminal_size=size,
+                        press=["3", "v", "_"])
+
+
+def test_toggles_focus_at_80x24(snap_compare, tmp_path):
+    """The focused toggle: an accent bar and its key in reverse, not a faint background."""
+
+    async def move(pilot) -> None:
+        await pilot.press("2")
+        await pilot.app.workers.wait_for_complete()
+        pilot.app.main.query_one("#toggle-input_norm").focus()
+        await pilot.press("down", "down", "down")  # input_norm → … → init (a Select)
+        await pilot.wait_for_scheduled_animations()
+        await pilot.pause(0.3)
+
+    assert snap_compare(make_app(tmp_path / "runs"), terminal_size=(80, 24), run_before=move)
 
 
 def test_help_screen(snap_compare, tmp_path):

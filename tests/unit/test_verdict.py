@@ -32,7 +32,8 @@ def make_preset(claims=(BN_CLAIM,), labels=("BN off", "BN on"), try_next=("Try l
 
 
 def make_doc(variant, repeat, test_acc=None, *, status="finished", group="g1",
-                dataset="cifar10", epochs=30, val_accs=(0.4, 0.5, 0.55), params=1000):
+                dataset="cifar10", epochs=30, val_accs=(0.4, 0.5, 0.55), params=1000,
+                train_subset=0):
     """A store record in its JSON form (spec format), built by hand."""
     history = [{"epoch": i + 1, "train_loss": 1.0, "train_acc": 0.5, "val_loss": 1.0,
                 "val_acc": v, "lr": 0.001, "seconds": 2.0, "is_best": True,
@@ -43,7 +44,8 @@ def make_doc(variant, repeat, test_acc=None, *, status="finished", group="g1",
                    "best_val_acc": test_acc, "best_val_loss": 1.0}
     return {"schema": 1, "run_id": f"{variant}-{repeat}-{group}", "group": group,
             "preset": "batch_norm", "variant": variant, "repeat": repeat,
-            "config": {"dataset": dataset, "epochs": epochs}, "status": status,
+            "config": {"dataset": dataset, "epochs": epochs, "train_subset": train_subset},
+            "status": status,
             "created": "2026-01-01T00:00:00", "updated": "2026-01-01T00:00:00",
             "params": params, "history": history, "summary": summary, "error": None}
 
@@ -96,8 +98,10 @@ def test_disagree_wording_and_suggestions():
     assert v.status == "disagree"
     s = v.claims[0].sentence
     assert "−5.7 points (95% CI −6.4…−5.0" in s
+    # 5 epochs is far from the course's 30: said beside the course's number.
     assert s.endswith("This disagrees with the course, which found that BN on gives higher "
-                      "test accuracy (+5–6 points).")
+                      "test accuracy (+5–6 points after 30 epochs on the full training set; "
+                      "these runs had 5 epochs).")
     assert v.headline.startswith("Disagrees with the course — ")
     assert any("synthetic data; the course used CIFAR-10" in x for x in v.sentences)
     text = " ".join(v.suggestions)
@@ -131,6 +135,52 @@ def test_single_repeat_gives_no_interval():
     worse = make_verdict(make_preset(), runs([0.72], [0.70]))
     assert worse.status == "disagree"
     assert "At face value this disagrees with the course" in worse.claims[0].sentence
+
+
+def test_one_seed_headline_carries_the_same_hedge_as_the_body():
+    v = make_verdict(make_preset(), runs([0.72], [0.78]))
+    assert v.tentative and v.status == "agree"
+    assert v.headline == ("Matches the course at face value — BN on vs BN off: +6.0 points "
+                          "test accuracy (one seed: no uncertainty)")
+    worse = make_verdict(make_preset(), runs([0.72], [0.70]))
+    assert worse.tentative and worse.headline.startswith("Disagrees with the course at face "
+                                                         "value — ")
+    assert not make_verdict(make_preset(), runs(OFF, ON)).tentative  # 3 seeds: a real CI
+    # Provisional one-seed results say both.
+    going = make_verdict(make_preset(), [*runs([0.72], [0.78]),
+                                         make_record("BN off", 1, status="running")])
+    assert going.headline.startswith("So far: matches the course at face value — ")
+
+
+def test_short_runs_on_a_subset_are_named_beside_the_course_number():
+    v = make_verdict(make_preset(), runs(OFF, ON, epochs=3, train_subset=1000))
+    assert v.claims[0].sentence.endswith(
+        "This matches the course (+5–6 points after 30 epochs on the full training set; these "
+        "runs had 3 epochs and 1,000 training images).")
+    similar = make_preset([Claim("BN on", "test_acc", "similar", tolerance=0.1)])
+    s = make_verdict(similar, runs(OFF, ON, train_subset=1000)).claims[0].sentence
+    assert s.endswith("as the course found (the course: after 30 epochs on the full training "
+                      "set; these runs had 1,000 training images).")
+    # Runs as long as the course's on all the data: no note.
+    assert "these runs had" not in make_verdict(make_preset(), runs(OFF, ON)).claims[0].sentence
+
+
+def test_short_runs_get_one_suggestion_for_the_number_of_epochs():
+    preset = make_preset(try_next=("Train 10–20 more epochs (--epochs 50) before judging.",
+                                   "Try lr 0.01."))
+    v = make_verdict(preset, runs(OFF, ON, epochs=3))
+    epochs = [s for s in v.suggestions if "--epochs" in s]
+    assert epochs == ["Train longer: 3 epochs is short (the course trained 30), so try "
+                      "--epochs 30."]
+    assert v.suggestions[-1] == "Try lr 0.01."
+    # Runs as long as the course's: the lesson's own idea is the only one.
+    full = make_verdict(preset, runs(OFF, ON))
+    assert [s for s in full.suggestions if "--epochs" in s] == [preset.try_next[0]]
+    # A disagreement after 20 epochs: still a single number.
+    late = make_verdict(preset, runs(ON, OFF, epochs=20))
+    assert [s for s in late.suggestions if "--epochs" in s] == [
+        "Train for 30 epochs like the course (--epochs 30; these runs had 20): some effects "
+        "only show late in training."]
 
 
 def test_pending_before_any_run_finished():

@@ -146,6 +146,7 @@ class LessonStats:
     matched: dict[str, dict[str, tuple[list[float], list[float]]]] = field(default_factory=dict)
     datasets: list[str] = field(default_factory=list)  # config["dataset"] values seen
     epochs: int | None = None  # fewest configured epochs among the runs
+    train_subset: int = 0  # smallest training subset among the runs (0: the whole set)
 
     def variant(self, label: str) -> VariantStats | None:
         return next((v for v in self.variants if v.label == label), None)
@@ -272,6 +273,8 @@ def lesson_stats(preset: Any, records: Iterable[RunRecord]) -> LessonStats:
     mine = [r for rs in groups.values() for r in rs]
     datasets = sorted({str(r.config["dataset"]) for r in mine if r.config.get("dataset")})
     epochs = [r.epochs for r in mine if r.epochs]
+    subsets = [int(r.config.get("train_subset") or 0) for r in mine]
     return LessonStats(preset=preset.key, baseline=baseline, variants=variants, pairs=pairs,
                        matched=matched, datasets=datasets,
-                       epochs=min(epochs) if epochs else None)
+                       epochs=min(epochs) if epochs else None,
+                       train_subset=min((s for s in subsets if s > 0), default=0))

@@ -13,12 +13,15 @@ The rules, kept deliberately simple so a learner can follow them:
 - higher/lower, n = 1: no interval exists; the point difference is compared with a noise floor
   (about 1 point of accuracy) and the sentence says that no uncertainty can be given.
 - similar: the CI inside ±tolerance → agree; entirely outside → disagree; else inconclusive.
+- one seed per variant: the headline says "at face value", as the sentences do; runs far
+  shorter than the course's are said to be so next to the course's number.
 
 Torch-free (the TUI imports it).
 """
 
 from __future__ import annotations
 
+import re
 import textwrap
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -39,6 +42,7 @@ from trainer.store.record import RunRecord
 
 COURSE_EPOCHS = 30  # the course trained every lesson for 30 epochs
 SHORT_EPOCHS = 10  # fewer than this and most effects have not shown yet
+_EPOCHS_FLAG = re.compile(r"--epochs\b")  # a suggestion that names a number of epochs
 
 # Differences smaller than this are run-to-run noise when only one run per variant exists.
 NOISE_FLOOR: dict[str, float] = {"val_acc_std": 0.003}
@@ -93,6 +97,12 @@ class Verdict:
     def final(self) -> bool:
         return self.status not in ("pending", "running")
 
+    @property
+    def tentative(self) -> bool:
+        """A verdict for or against the course that rests on one seed per variant: the UI
+        must not show it as settled (no uncertainty can be given)."""
+        return self.n == 1 and self.outcome in ("agree", "disagree", "mixed")
+
 
 # -- wording helpers ------------------------------------------------------------------------
 
@@ -138,9 +148,28 @@ def _effect_position(claim: Any, diff: float) -> str | None:
     return "within"
 
 
-def _course_range(claim: Any) -> str:
+def _scale(stats: LessonStats) -> str:
+    """ "after 30 epochs on the full training set; these runs had 3 epochs and 1,000 training
+    images" when the runs are far smaller than the course's, else "": a learner comparing
+    with the course's number must see at once that the two are not alike."""
+    had = []
+    if stats.epochs is not None and stats.epochs < SHORT_EPOCHS:
+        had.append(_plural(stats.epochs, "epoch"))
+    if stats.train_subset:
+        had.append(f"{stats.train_subset:,} training images")
+    if not had:
+        return ""
+    return (f"after {COURSE_EPOCHS} epochs on the full training set; these runs had "
+            f"{' and '.join(had)}")
+
+
+def _course_range(claim: Any, scale: str = "") -> str:
+    """ " (+5–6 points)", with the scale note beside the number when the runs are short."""
     effect = getattr(claim, "effect", None)
-    return f" ({format_range(claim.metric, effect[0], effect[1])})" if effect else ""
+    parts = [format_range(claim.metric, effect[0], effect[1])] if effect else []
+    if scale:
+        parts.append(scale)
+    return f" ({' '.join(parts)})" if parts else ""
 
 
 def _seeds(n: int, provisional: bool) -> str:
@@ -197,13 +226,16 @@ def _judge(claim: Any, stats: LessonStats, provisional: bool) -> ClaimResult:
     head = _what_happened(claim, stats, d, provisional)
     lead = "At face value this" if d.n == 1 else "This"
 
+    scale = _scale(stats)
     if claim.expect == "similar":
         status, judgement = _judge_similar(claim, d, base_summary)
+        if scale:
+            judgement = f"{judgement[:-1]} (the course: {scale})."
         return ClaimResult(claim, status, f"{head} {judgement}", d)
 
     sign = -1.0 if claim.expect == "lower" else 1.0
     direction = claim.expect
-    course = _course_range(claim)
+    course = _course_range(claim, scale)
     if unit_of(m) == "count":
         finding = f"{v} has {'more' if direction == 'higher' else 'fewer'} {label}"
     else:
@@ -227,7 +259,8 @@ def _judge(claim: Any, stats: LessonStats, provisional: bool) -> ClaimResult:
         else:
             size_word = "smaller" if effect == "below" else "larger"
             judgement = (f"{lead} matches the course in direction, but the effect is "
-                         f"{size_word} than the course's {format_range(m, *claim.effect)}.")
+                         f"{size_word} than the course's {format_range(m, *claim.effect)}"
+                         f"{f' ({scale})' if scale else ''}.")
     elif status == "disagree":
         judgement = f"{lead} disagrees with the course, which found that {finding}{course}."
     elif d.n >= 2:
@@ -284,7 +317,7 @@ def _key_figure(results: list[ClaimResult], stats: LessonStats) -> str:
         d = r.diff
         if d is not None and d.n and d.mean_diff is not None and r.claim.metric in METRICS:
             m = r.claim.metric
-            n_text = f"over {d.n} seeds" if d.n > 1 else "(one seed)"
+            n_text = f"over {d.n} seeds" if d.n > 1 else "(one seed: no uncertainty)"
             return (f"{r.claim.variant} vs {stats.baseline}: {format_diff(m, d.mean_diff)} "
                     f"{METRICS[m].label} {n_text}")
     return ""
@@ -317,7 +350,7 @@ def _suggestions(preset: Any, stats: LessonStats, results: list[ClaimResult], n:
         # (While repeats are still coming, asking for more would be premature.)
         out.append(f"Run more repeats (e.g. --repeats {max(5, n + 2)}) to narrow the 95% CI.")
     if epochs is not None and epochs < SHORT_EPOCHS:
-        out.append(f"Train longer: {epochs} epochs is short (the course trained "
+        out.append(f"Train longer: {_plural(epochs, 'epoch')} is short (the course trained "
                    f"{COURSE_EPOCHS}), so try --epochs {COURSE_EPOCHS}.")
     if any(r.claim.metric == "val_acc_std" and (r.diff is None or r.diff.n == 0)
            and r.status == "inconclusive" for r in results):
@@ -328,15 +361,21 @@ def _suggestions(preset: Any, stats: LessonStats, results: list[ClaimResult], n:
             out.append("Run the lesson on CIFAR-10 (--dataset cifar10): the course's finding "
                        "is about CIFAR-10, and the synthetic data can behave differently.")
         if epochs is not None and SHORT_EPOCHS <= epochs < COURSE_EPOCHS:
-            out.append(f"Train for {COURSE_EPOCHS} epochs like the course (these runs had "
-                       f"{epochs}): some effects only show late in training.")
+            out.append(f"Train for {COURSE_EPOCHS} epochs like the course (--epochs "
+                       f"{COURSE_EPOCHS}; these runs had {epochs}): some effects only show "
+                       "late in training.")
         if not stats.synthetic and (epochs is None or epochs >= COURSE_EPOCHS):
             out.append("Compare your settings with the lesson's and add repeats: a "
                        "disagreement over few seeds can still be chance.")
     if stats.failed:
         out.append("Read the failed runs' error messages in the run table (out of memory → "
                    "try a smaller batch_size).")
-    out.extend(getattr(preset, "try_next", []) or [])
+    lesson_ideas = list(getattr(preset, "try_next", []) or [])
+    if any(_EPOCHS_FLAG.search(s) for s in out):
+        # One number to train for: the lesson's "--epochs 50" (meant after the course's 30)
+        # next to our "--epochs 30" would leave a learner guessing which one to try.
+        lesson_ideas = [s for s in lesson_ideas if not _EPOCHS_FLAG.search(s)]
+    out.extend(lesson_ideas)
     return list(dict.fromkeys(s for s in out if s))
 
 
@@ -415,6 +454,8 @@ def make_verdict(preset: Any, records: Iterable[RunRecord],
     n = min(ns) if ns else min((v.finished for v in stats.variants), default=0)
 
     phrase = PHRASE[outcome] if claims else "No checkable claim in this lesson"
+    if claims and n == 1 and outcome in ("agree", "disagree", "mixed"):
+        phrase += " at face value"  # as every sentence says: one seed gives no uncertainty
     if outcome == "mixed":
         phrase += f" ({_mixed_detail(results)})"
     elif len(results) > 1 and outcome in ("agree", "disagree") and len(decided) == len(results):

@@ -22,8 +22,11 @@ KEY_NAMES = {
 # Keys that belong to Textual's own widgets (not declared by us) but a user needs to know.
 NAVIGATION: list[tuple[str, str]] = [
     ("tab / shift+tab", "move between panels and fields"),
-    ("↑ ↓ / pgup pgdn", "move in lists and the table"),
+    ("↑ ↓ / pgup pgdn", "move in lists and the table; in the toggles, to the previous / next "
+     "field"),
     ("enter / space", "open a select, flip a switch"),
+    ("160+ columns", "the lessons or toggles sit beside the runs (no Runs tab: 3 moves into "
+     "the table)"),
     ("ctrl+p", "command palette: every action, lessons by name, themes"),
 ]
 

@@ -1,5 +1,10 @@
 """The main screen: lessons, toggles and runs (charts + table) in tabs, the run bar below.
 
+Below SPLIT_WIDTH columns one page shows at a time (the tab bar picks it); from there on the
+lessons or the toggles stay on the left with the runs beside them, and the bar has no Runs
+tab (`3` focuses the table). TabbedContent cannot show two panes at once, so the bar is a
+plain `Tabs` over a `ContentSwitcher` (lessons | toggles) and the runs panel.
+
 It is handed the models it draws (the toggles and the runs view) and renders them on the
 app's timer (a few Hz), so the number of trainer events never decides how often the terminal
 is redrawn. Its run keys are bound to the app's actions, whose `check_action` hides them from
@@ -12,14 +17,15 @@ import contextlib
 import time
 from typing import ClassVar
 
-from textual import on
+from rich.text import Text
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical
+from textual.containers import Container, Horizontal, Vertical
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widget import MountError
-from textual.widgets import Footer, Header, TabbedContent, TabPane
+from textual.widgets import ContentSwitcher, Footer, Header, Static, Tab, Tabs
 
 from tui.messages import LessonChosen, RunSelected, TogglesChanged
 from tui.state.runs import RunsView
@@ -29,15 +35,29 @@ from tui.widgets.lessons import LessonList, LessonView
 from tui.widgets.results import ResultsTable, RunDetail
 from tui.widgets.runbar import RunBar
 from tui.widgets.toggles import ToggleForm
-from tui.widgets.verdict import VerdictCard
+from tui.widgets.verdict import VerdictCard, VerdictPanel, verdict_line
 
 TABS = ("lessons", "toggles", "runs")
+SPLIT_WIDTH = 160  # from here the lessons / toggles and the runs are side by side
+ROOMY_WIDTH = 110  # a runs panel this wide has the verdict card beside the table
+
+
+class RunsPanel(Vertical):
+    """Charts, legend and table; marked -roomy when wide enough for the verdict card beside
+    the table (its own width decides, not the terminal's: side by side it is narrower)."""
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.set_class(event.size.width >= ROOMY_WIDTH, "-roomy")
 
 
 class MainScreen(Screen):
     """Everything the user works with: lessons, toggles, charts, table, run bar."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("v", "verdict_view(True)", "Verdict", tooltip="Runs: show the full verdict "
+                "in place of the results table"),
+        Binding("v", "verdict_view(False)", "Table", tooltip="Runs: back to the results "
+                "table (esc too)"),
         Binding("r", "app.run_lesson", "Run lesson", tooltip="Run every variant × repeat of "
                 "the selected lesson (queued on the trainer)"),
         Binding("t", "app.run_toggles", "Run toggles",
@@ -53,11 +73,19 @@ class MainScreen(Screen):
                 tooltip="Switch every run between CIFAR-10 and the synthetic offline data"),
         Binding("1", "tab('lessons')", "Lessons tab", show=False),
         Binding("2", "tab('toggles')", "Toggles tab", show=False),
-        Binding("3", "tab('runs')", "Runs tab", show=False),
+        Binding("3", "tab('runs')", "Runs tab", show=False,
+                tooltip="Runs tab (from 160 columns the runs sit beside the lessons or "
+                "toggles: 3 moves into the table)"),
     ]
 
     chart_mode: reactive[str] = reactive("mean", init=False)
     """Charts: "mean" (per-variant mean ± std) or "runs" (every run)."""
+    page: reactive[str] = reactive("lessons", init=False, bindings=True)
+    """The page chosen last (1, 2, 3 or the tab bar); below SPLIT_WIDTH the one shown."""
+    split: reactive[bool] = reactive(False, init=False, bindings=True)
+    """Lessons / toggles and runs side by side (the screen is SPLIT_WIDTH wide or more)."""
+    verdict_view: reactive[bool] = reactive(False, init=False, bindings=True)
+    """The Runs page shows the full verdict in place of the results table."""
 
     def __init__(self, toggles: ToggleState, runs: RunsView, blink: bool = True) -> None:
         super().__init__()
@@ -68,21 +96,26 @@ class MainScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False, icon="▦")
-        with TabbedContent(initial="lessons", id="tabs"):
-            with TabPane("1 Lessons", id="lessons"), Horizontal(id="lessons-body"):
-                yield LessonList(self.toggles.presets, id="lesson-list")
-                yield LessonView(id="lesson-view")
-            yield TabPane("2 Toggles", id="toggles")  # its form comes after the first frame
-            with TabPane("3 Runs", id="runs"), Vertical(id="runs-body"):
+        yield Tabs(Tab("1 Lessons", id="tab-lessons"), Tab("2 Toggles", id="tab-toggles"),
+                   Tab("3 Runs", id="tab-runs"), id="tabs")
+        with Horizontal(id="workspace"):
+            with ContentSwitcher(initial="lessons", id="side"):
+                with Horizontal(id="lessons"):
+                    yield LessonList(self.toggles.presets, id="lesson-list")
+                    yield LessonView(id="lesson-view")
+                yield Container(id="toggles")  # its form comes after the first frame
+            with RunsPanel(id="runs-body"):
                 with Horizontal(id="charts"):
                     yield CurveChart("loss", id="loss-chart")
                     yield CurveChart("acc", id="acc-chart")
                 yield ChartLegend(id="legend")
+                yield Static(id="verdict-line")
                 with Horizontal(id="table-row"):
                     with Vertical(id="table-area"):
                         yield ResultsTable(self.runs, id="results")
                         yield RunDetail(id="run-detail")
-                    yield VerdictCard(compact=True, id="runs-verdict")
+                    with VerdictPanel(id="runs-verdict-panel"):
+                        yield VerdictCard(compact=True, id="runs-verdict")
         yield RunBar(id="run-bar")
         yield Footer(compact=True)
 
@@ -92,7 +125,12 @@ class MainScreen(Screen):
         lessons.select_key(self.toggles.lesson)
         lessons.focus()
         self.query_one(LessonView).show(self.toggles, self.runs)
+        self.split = self.size.width >= SPLIT_WIDTH
+        self._layout()
         self.sync(force=True)
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.split = event.size.width >= SPLIT_WIDTH
 
     # -- rendering (called by the app's timer) ----------------------------------------------
     def sync(self, force: bool = False) -> None:
@@ -143,6 +181,17 @@ class MainScreen(Screen):
         group = self.runs.chart_runs()
         preset = self.toggles.presets.get(group[0].preset) if group else None
         card.show(preset, group)
+        self._verdict_line()
+
+    def _verdict_line(self) -> None:
+        """Where the card does not fit beside the table: the verdict in one line, saying
+        that the full card is one key away (nothing is hidden without a word)."""
+        card = self.query_one("#runs-verdict", VerdictCard)
+        note = Text("v: full verdict", style="bold")
+        if card.verdict is None:
+            note.append(" · ")
+            note.append_text(card.empty_text)
+        self.query_one("#verdict-line", Static).update(verdict_line(card.verdict, note))
 
     def _detail(self) -> None:
         table = self.query_one(ResultsTable)
@@ -164,9 +213,12 @@ class MainScreen(Screen):
     async def _mount_toggles(self) -> None:
         """The toggle form (dozens of controls the first screen hides) is mounted after
         the first frame, which it would otherwise delay by most of a second."""
-        pane = self.query_one("#toggles", TabPane)
+        pane = self.query_one("#toggles", Container)
+        form = ToggleForm(self.toggles, blink=self.blink, id="toggle-form")
         with contextlib.suppress(MountError):  # the app quit before its first frame was out
-            await pane.mount(ToggleForm(self.toggles, blink=self.blink, id="toggle-form"))
+            await pane.mount(form)
+            if self.page == "toggles":
+                form.first_control().focus()  # `2` was pressed before the form was there
 
     def _reload_toggles(self) -> None:
         # (The form is mounted lazily; once mounted it loads the current toggles itself.)
@@ -187,15 +239,70 @@ class MainScreen(Screen):
         if self.runs.chart_group != group:
             self._verdicts()
 
-    @on(TabbedContent.TabActivated)
-    def _tab(self, event: TabbedContent.TabActivated) -> None:
-        if event.pane.id == "runs":
-            self.runs.dirty_charts = True
+    @on(Tabs.TabActivated, "#tabs")
+    def _tab(self, event: Tabs.TabActivated) -> None:
+        """The tab bar was clicked or arrowed: show that page."""
+        event.stop()
+        name = (event.tab.id or "").removeprefix("tab-")
+        if name in TABS:
+            self.page = name
+
+    # -- layout -----------------------------------------------------------------------------
+    def watch_page(self) -> None:
+        self._layout()
+
+    def watch_split(self) -> None:
+        self._layout()
+
+    def watch_verdict_view(self, on: bool) -> None:
+        self.query_one("#runs-body").set_class(on, "-verdict")
+        self.query_one("#runs-verdict", VerdictCard).compact = not on
+        panel = self.query_one(VerdictPanel)
+        panel.border_title = "Verdict · v or esc: back to the table" if on else None
+        panel.can_focus = on
+        if on:
+            panel.focus()
+        elif self.focused is None or self.focused is panel:
+            self.query_one(ResultsTable).focus()
+
+    def _layout(self) -> None:
+        """Show the chosen page (or, side by side, the last of lessons/toggles and the runs)
+        and keep the tab bar in step without echoing its TabActivated back."""
+        page, split = self.page, self.split
+        side = self.query_one("#side", ContentSwitcher)
+        if page != "runs":
+            side.current = page
+        side.display = split or page != "runs"
+        runs = self.query_one("#runs-body")
+        shown = split or page == "runs"
+        if shown and not runs.display:
+            self.runs.dirty_charts = True  # not redrawn while hidden
+        runs.display = shown
+        tabs = self.query_one("#tabs", Tabs)
+        with self.prevent(Tabs.TabActivated):
+            if split:
+                tabs.hide("tab-runs")
+            else:
+                tabs.show("tab-runs")
+            tabs.active = f"tab-{side.current if split and page == 'runs' else page}"
+
+    def runs_visible(self) -> bool:
+        return self.split or self.page == "runs"
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """v offers the verdict where the runs are shown, and the table while swapped."""
+        if action == "verdict_view":
+            return self.runs_visible() and bool(parameters and parameters[0]) != \
+                self.verdict_view
+        return True
 
     # -- actions ----------------------------------------------------------------------------
     def action_tab(self, name: str) -> None:
-        self.query_one(TabbedContent).active = name
+        self.page = name
         self.focus_tab(name)
+
+    def action_verdict_view(self, on: bool) -> None:
+        self.verdict_view = on
 
     def focus_tab(self, name: str) -> None:
         if name == "lessons":
@@ -203,12 +310,14 @@ class MainScreen(Screen):
         elif name == "toggles":
             for form in self.query(ToggleForm):
                 form.first_control().focus()
+        elif self.verdict_view:
+            self.query_one(VerdictPanel).focus()
         else:
             self.query_one(ResultsTable).focus()
 
     def show_field(self, key: str) -> None:
         """Bring an invalid toggle into view with the cursor in it."""
-        self.query_one(TabbedContent).active = "toggles"
+        self.page = "toggles"
         for form in self.query(ToggleForm):
             form.focus_key(key)
 
@@ -227,7 +336,6 @@ class MainScreen(Screen):
         self.runs.dirty_bar = True
 
     def show_runs(self) -> None:
-        tabs = self.query_one(TabbedContent)
-        if tabs.active != "runs":
-            tabs.active = "runs"
-            self.query_one(ResultsTable).focus()
+        if self.page != "runs":
+            self.page = "runs"
+            self.focus_tab("runs")

@@ -76,7 +76,7 @@ class ToggleState:
         return self._errors.setdefault(self.lesson, {})
 
     def config(self) -> RunConfig:
-        """The valid config the toggles describe (invalid fields keep their last good value)."""
+        """The valid config the toggles describe (an invalid field counts as not edited)."""
         return self.start_base().replace(**self.edits)
 
     def value(self, key: str) -> Any:
@@ -110,6 +110,9 @@ class ToggleState:
             self.start_base().replace(**{**self.edits, key: value})
         except ConfigError as err:
             self.errors[key] = (text, err.message)
+            # A half-typed value ("6" on the way to "6x") is no edit: the summaries list
+            # what would run, and nothing runs until the field is valid.
+            self.edits.pop(key, None)
             return err.message
         self.errors.pop(key, None)
         self._set(key, value)

@@ -14,7 +14,7 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.geometry import Size
 from textual.validation import ValidationResult, Validator
 from textual.widgets import Input, Label, Select, Static, Switch
@@ -58,6 +58,15 @@ class OnOff(Switch):
         return 7
 
 
+class ToggleSelect(Select, inherit_bindings=False):
+    """A Select that opens on Enter or space only: ↑ ↓ move between the toggles (the form's
+    keys), as on every other control, instead of opening the list under the cursor."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter,space", "show_overlay", "Show menu", show=False),
+    ]
+
+
 def make_control(key: str, value: Any, blink: bool = True) -> Switch | Select | Input:
     """The control for `key`, created with its current value (so mounting it is no edit)."""
     f = SCHEMA[key]
@@ -65,8 +74,8 @@ def make_control(key: str, value: Any, blink: bool = True) -> Switch | Select | 
     if f.kind == "bool":
         return OnOff(bool(value), id=cid, animate=False)
     if f.kind in CHOICE_KINDS:
-        return Select([(str(c), c) for c in f.choices], value=value, allow_blank=False,
-                      compact=True, id=cid)
+        return ToggleSelect([(str(c), c) for c in f.choices], value=value, allow_blank=False,
+                            compact=True, id=cid)
     placeholder = "e.g. 32,64,128" if f.kind == "widths" else f.kind
     control = Input(format_value(key, value), placeholder=placeholder, compact=True, id=cid,
                     select_on_focus=True, validators=[ConfigValidator(key)])
@@ -74,8 +83,9 @@ def make_control(key: str, value: Any, blink: bool = True) -> Switch | Select | 
     return control
 
 
-class ToggleRow(Horizontal):
-    """key · control · note (source, base value, or the reason a value is invalid)."""
+class ToggleRow(Vertical):
+    """key · control · note (source or base value); below them, for an invalid value, the
+    whole reason on a line of its own (the note column is too narrow for it at 80 columns)."""
 
     def __init__(self, key: str, value: Any, blink: bool = True) -> None:
         super().__init__(classes="toggle-row", id=f"row-{key}")
@@ -84,9 +94,11 @@ class ToggleRow(Horizontal):
         self.blink = blink
 
     def compose(self) -> ComposeResult:
-        yield Label(self.key, classes="toggle-key")
-        yield make_control(self.key, self.value, self.blink)
-        yield Static(classes="toggle-note")
+        with Horizontal(classes="toggle-line"):
+            yield Label(self.key, classes="toggle-key")
+            yield make_control(self.key, self.value, self.blink)
+            yield Static(classes="toggle-note")
+        yield Static(classes="toggle-error")
 
     def on_mount(self) -> None:
         self.tooltip = SCHEMA[self.key].help
@@ -98,6 +110,9 @@ class ToggleForm(VerticalScroll):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+r", "reset", "Reset", tooltip="Reset the toggles to the lesson's values"),
         Binding("escape", "leave", "Leave field", show=False),
+        Binding("down", "move(1)", "Next field", show=False,
+                tooltip="Next toggle (enter or space opens a select)"),
+        Binding("up", "move(-1)", "Previous field", show=False, tooltip="Previous toggle"),
     ]
 
     def __init__(self, toggles: ToggleState, *, blink: bool = True,
@@ -149,10 +164,12 @@ class ToggleForm(VerticalScroll):
             error = t.errors.get(key)
             row.set_class(error is not None, "-invalid")
             row.set_class(source in ("edited", "option"), "-changed")
-            # One line per row (the full help is the row's tooltip); a reason may wrap.
+            reason = Text("✗ " + error[1], "bold red") if error else Text("")
+            row.query_one(".toggle-error", Static).update(reason)
+            # One line per row (the full help is the row's tooltip); the reason has its own.
             text = Text()
             if error:
-                text.append("✗ " + error[1], "bold red")
+                text.append("✗ invalid (why: below)", "bold red")
             elif source == "edited":
                 text.append("● edited", "bold")
                 text.append(f" · lesson: {format_value(key, lesson[key])}", "dim")
@@ -219,8 +236,12 @@ class ToggleForm(VerticalScroll):
         if key is None:
             return
         event.stop()
-        self.toggles.set_text(key, event.value)
+        bad = self.toggles.set_text(key, event.value) is not None
         self.refresh_notes()
+        if bad:
+            # The reason is a line below the field: bring the whole row into view.
+            row = self.query_one(f"#row-{key}", ToggleRow)
+            self.call_after_refresh(self.scroll_to_widget, row, animate=False)
         self.post_message(TogglesChanged())
 
     @on(Input.Submitted)
@@ -247,10 +268,24 @@ class ToggleForm(VerticalScroll):
         """Esc: stop typing so the single-key bindings (r, t, q …) work again."""
         self.screen.set_focus(None)
 
+    def action_move(self, step: int) -> None:
+        """↑ ↓: the previous / next toggle, whatever kind of control has the focus."""
+        controls = [self.query_one(f"#{control_id(k)}") for _, keys in GROUPS for k in keys]
+        focused = self.screen.focused
+        at = controls.index(focused) if focused in controls else -1
+        target = controls[max(0, min(len(controls) - 1, at + step))]
+        # At once, not on the next idle as `focus()` would: a key held down (or keys sent in
+        # one burst over SSH) must move once per press.
+        self.screen.set_focus(target)
+        row = self.query_one(f"#row-{self._key(target.id)}", ToggleRow)
+        # The first row also brings the summary back into view.
+        self.scroll_to_widget(row if at + step > 0 else self.query_one("#toggle-summary"),
+                              animate=False)
+
     def focus_key(self, key: str) -> None:
         control = self.query_one(f"#{control_id(key)}")
         control.focus()
-        self.scroll_to_widget(control)
+        self.scroll_to_widget(self.query_one(f"#row-{key}", ToggleRow), animate=False)
 
     def first_control(self):
         return self.query_one(f"#{control_id(GROUPS[0][1][0])}")
