@@ -34,8 +34,8 @@ from trainer.host.session import RunSession, TrainerHandle
 from trainer.lessons.planning import missing_runs
 from trainer.lessons.preset import Preset, PresetProblem
 from trainer.lessons.presets import load_presets
-from trainer.store.csvfile import default_export_path
-from trainer.store.export import summary_path, write_csv
+from trainer.store.csvfile import companion_path, default_export_path
+from trainer.store.export import history_path, summary_path, write_csv, write_history_csv
 from trainer.store.record import RunError, RunRecord, RunStatus
 from trainer.store.runstore import RunStore, StoreError
 from trainer.text import first_line
@@ -434,26 +434,30 @@ class CnnTuiApp(App):
             self.notify("Nothing to export yet: no run has started", timeout=3)
             return
 
-        summary: list[Path] = []
+        also: list[str] = []
 
         def write(path: Path) -> Path:
-            """The runs, then the lessons' statistics and verdicts beside them."""
+            """The runs, then beside them every epoch and the lessons' statistics and
+            verdicts (one per launch)."""
             # Imported here: only an export needs it, and the first frame should not wait.
-            from trainer.lessons.summary_csv import lessons_summary_rows, write_summary_rows
+            from trainer.lessons.summary_csv import lessons_tables, write_tables
 
             records = self.session.exportable()
             out = write_csv(records, path)
-            summary.clear()
-            rows = lessons_summary_rows(self.toggles.presets, records)
-            if rows:
-                summary.append(write_summary_rows(rows, summary_path(out)))
+            also.clear()
+            also.append(f"Every epoch: {write_history_csv(records, history_path(out))}")
+            tables = lessons_tables(self.toggles.presets, records)
+            if tables.summary:
+                summary, verdict = write_tables(tables, summary_path(out),
+                                                companion_path(out, "verdict"))
+                also.append(f"Lesson statistics: {summary}\nVerdicts: {verdict}")
             return out
 
         def done(path: Path | None) -> None:
             if path is not None:
                 n = len(self.session.exportable())
-                also = f"\nLesson statistics and verdicts: {summary[0]}" if summary else ""
-                self.notify(f"Wrote {n} run{'s' * (n != 1)} to {path}{also}",
+                more = "".join(f"\n{line}" for line in also)
+                self.notify(f"Wrote {n} run{'s' * (n != 1)} to {path}{more}",
                             title="CSV exported", markup=False, timeout=8)
 
         self.push_screen(ExportScreen(default_export_path(), len(records), write,

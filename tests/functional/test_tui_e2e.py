@@ -60,7 +60,7 @@ async def scenario(tmp_path: Path) -> None:
         await pilot.press("enter")
         await pilot.pause()
         files = sorted(Path.cwd().glob("cnn-tui-results-*.csv"), key=lambda p: len(p.name))
-        assert len(files) == 2  # the runs, and the lesson's summary beside them
+        assert len(files) == 4  # the runs; beside them every epoch, the statistics, the verdict
         with files[0].open() as f:
             rows = list(csv.DictReader(f))
         assert list(rows[0]) == list(CSV_COLUMNS) and len(rows) == 2

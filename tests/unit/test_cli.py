@@ -28,8 +28,9 @@ from trainer.events import (
 
 TINY = ["--dataset", "synthetic", "--set", "train_subset=256", "--set", "widths=8,8,8",
         "--epochs", "1", "--device", "cpu"]
-REQUIRED_CSV = ["run_id", "preset", "variant", "repeat", "seed", "dataset", "batch_norm", "init",
-                "shuffle", "batch_size", "head", "l2", "lr", "optimizer", "epochs", "status",
+REQUIRED_CSV = ["run_id", "preset", "launch", "variant", "repeat", "seed", "dataset",
+                "batch_norm", "init", "shuffle", "batch_size", "head", "l2", "lr", "optimizer",
+                "epochs", "status",
                 "epochs_done", "best_epoch", "best_val_acc", "best_val_loss", "test_acc",
                 "test_loss", "params", "train_seconds", "images_per_s", "device"]
 
@@ -195,9 +196,14 @@ def test_run_preset_all_finished_prints_table_verdict_and_csvs(fake, tmp_path, c
     with out_csv.open() as f:
         rows = list(csv.DictReader(f))
     assert [(r["variant"], r["repeat"]) for r in rows] == [
-        ("BN off", "0"), ("BN off", "1"), ("BN on", "0"), ("BN on", "1")]
-    assert {r["status"] for r in rows} == {"finished"}
-    assert sum_csv.exists() and "variant" in sum_csv.read_text()
+        ("BN off", "1"), ("BN off", "2"), ("BN on", "1"), ("BN on", "2")]  # as shown: #1, #2
+    assert {r["status"] for r in rows} == {"finished"} and len({r["launch"] for r in rows}) == 1
+    stats = list(csv.DictReader(sum_csv.open()))
+    assert {(r["variant"], r["metric"], r["n"]) for r in stats} >= {
+        ("BN off", "test_acc", "2"), ("BN on", "test_acc", "2")}
+    assert {r["launch"] for r in stats} == {rows[0]["launch"]}
+    verdict = list(csv.DictReader((tmp_path / "summary-verdict.csv").open()))
+    assert verdict and all(r["verdict"] and r["headline"] for r in verdict)
     proc = fake.made[0]
     assert proc.closed and proc.settings.device == "auto"
 
@@ -320,5 +326,7 @@ def test_export_summary_of_several_lessons(tmp_path, capsys):
     assert cli.main(args) == 0, capsys.readouterr()
     rows = list(csv.DictReader(summary.open()))
     assert {r["preset"] for r in rows} == {"tiny", "tiny2"}
-    assert {r["row"] for r in rows} == {"variant", "claim", "verdict"}
+    assert {r["variant"] for r in rows} == {"BN off", "BN on"}
+    verdicts = list(csv.DictReader((tmp_path / "s-verdict.csv").open()))
+    assert {r["preset"] for r in verdicts} == {"tiny", "tiny2"}
     assert "wrote 8 runs" in capsys.readouterr().out

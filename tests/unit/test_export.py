@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import errno
 import os
+import re
+from pathlib import Path
 
 import pytest
 
@@ -13,7 +15,13 @@ from trainer.events import EpochEnd, RunFailed, RunFinished, RunStarted
 from trainer.store import atomic as store_mod  # the atomic write lives there
 from trainer.store.apply import apply_event
 from trainer.store.csvfile import ExportError, default_export_path
-from trainer.store.export import CSV_COLUMNS, record_row, write_csv
+from trainer.store.export import (
+    CSV_COLUMNS,
+    HISTORY_COLUMNS,
+    record_row,
+    write_csv,
+    write_history_csv,
+)
 
 
 def record(run_id="r1", finish=True, **config_changes):
@@ -31,13 +39,13 @@ def record(run_id="r1", finish=True, **config_changes):
 
 
 def test_columns_lead_with_the_spec_order_and_cover_every_config_key():
-    lead = ["run_id", "preset", "variant", "repeat", "seed", "dataset", "batch_norm", "init",
-            "shuffle", "batch_size", "head", "l2", "lr", "optimizer", "epochs", "status",
+    lead = ["run_id", "preset", "launch", "variant", "repeat", "seed", "dataset", "batch_norm",
+            "init", "shuffle", "batch_size", "head", "l2", "lr", "optimizer", "epochs", "status",
             "epochs_done", "best_epoch", "best_val_acc", "best_val_loss", "test_acc",
             "test_loss", "params", "train_seconds", "images_per_s", "device",
             "seconds_per_epoch"]
     assert list(CSV_COLUMNS[: len(lead)]) == lead
-    assert list(CSV_COLUMNS[-3:]) == ["group", "created", "error"]
+    assert list(CSV_COLUMNS[-2:]) == ["created", "error"]
     assert set(KEYS) <= set(CSV_COLUMNS)
     assert len(CSV_COLUMNS) == len(set(CSV_COLUMNS))
 
@@ -123,3 +131,31 @@ def test_default_export_path(tmp_path):
     path = default_export_path(tmp_path)
     assert path.parent == tmp_path and path.name.startswith("cnn-tui-results-")
     assert path.suffix == ".csv"
+
+
+def test_readme_lists_every_csv_column_in_order():
+    """The README is where people look the columns up: it must say exactly what is written."""
+    from trainer.lessons.summary_csv import SUMMARY_COLUMNS, VERDICT_COLUMNS
+    from trainer.store.export import HISTORY_COLUMNS
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("### CSV files"):]
+    listed = [" ".join(m.split()).split(", ")
+              for m in re.findall(r"`(run_id, [^`]*|preset, launch, [^`]*)`", section)]
+    assert listed == [list(CSV_COLUMNS), list(HISTORY_COLUMNS), list(SUMMARY_COLUMNS),
+                      list(VERDICT_COLUMNS)]
+
+
+def test_history_csv_has_a_row_per_run_and_epoch(tmp_path):
+    recs = [record("r0"), record("r1", finish=False)]
+    extra = EpochEnd("r1", 3, 1.8, 0.3, 1.7, 0.4, 0.001, 2.0, False, False)
+    recs[1] = apply_event(recs[1], extra).with_changes(variant="=HYPERLINK(1)", repeat=1)
+    path = write_history_csv(recs, tmp_path / "h.csv")
+    with path.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert tuple(rows[0]) == HISTORY_COLUMNS
+    assert [(r["run_id"], r["epoch"]) for r in rows] == [
+        ("r0", "1"), ("r0", "2"), ("r1", "1"), ("r1", "2"), ("r1", "3")]
+    assert rows[2]["repeat"] == "2" and rows[2]["variant"] == "'=HYPERLINK(1)"
+    assert float(rows[0]["val_acc"]) == recs[0].history[0].val_acc
+    assert rows[0]["is_best"] in ("true", "false")

@@ -275,11 +275,17 @@ async def test_export_csv_default_path_and_bad_path(tmp_path, monkeypatch):
         await pilot.pause()
         assert not isinstance(app.screen, ExportScreen)
         files = sorted(tmp_path.glob("cnn-tui-results-*.csv"), key=lambda p: len(p.name))
-        assert len(files) == 2 and files[1].stem == files[0].stem + "-summary"
+        stem = files[0].stem
+        assert sorted(p.stem for p in files[1:]) == [stem + k for k in
+                                                     ("-history", "-summary", "-verdict")]
         with files[0].open() as f:
             rows = list(csv.DictReader(f))
         assert list(rows[0]) == list(CSV_COLUMNS) and len(rows) == 2
-        assert any(str(files[0]) in n and str(files[1]) in n for n in notes(app))
+        with (tmp_path / f"{stem}-history.csv").open() as f:
+            epochs = list(csv.DictReader(f))
+        assert sorted((r["run_id"], r["epoch"]) for r in epochs) == sorted(
+            (r["run_id"], str(e)) for r in rows for e in range(1, int(r["epochs_done"]) + 1))
+        assert any(all(str(f) in n for f in files) for n in notes(app))
         # A missing folder: the dialog says why and stays open; nothing is lost.
         await pilot.press("e", "ctrl+u", *"/no/such/dir/out.csv", "enter")
         await pilot.pause()
@@ -378,12 +384,13 @@ async def test_verdict_mean_curves_and_grouped_table(tmp_path):
         await pilot.pause()
         with (tmp_path / "bn-summary.csv").open() as f:
             summary = list(csv.DictReader(f))
-        variants = [r for r in summary if r["row"] == "variant"]
+        variants = [r for r in summary if r["metric"] == "test_acc"]
         assert [(r["variant"], r["runs_finished"]) for r in variants] == [("BN off", "2"),
                                                                          ("BN on", "2")]
         assert variants[1]["diff_n"] == "2" and variants[1]["diff_ci_low"] != ""
-        (verdict,) = [r for r in summary if r["row"] == "verdict"]
-        assert verdict["headline"] == runs_card.verdict.headline
+        with (tmp_path / "bn-verdict.csv").open() as f:
+            verdicts = list(csv.DictReader(f))
+        assert {r["headline"] for r in verdicts} == {runs_card.verdict.headline}
         assert len(list(csv.DictReader(out.open()))) == 4
 
 

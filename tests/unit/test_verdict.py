@@ -9,13 +9,15 @@ from pathlib import Path
 
 import pytest
 
+from trainer.lessons.metrics import METRICS
 from trainer.lessons.preset import Claim, Preset, Variant
 from trainer.lessons.presets import load_presets
 from trainer.lessons.summary_csv import (
     SUMMARY_COLUMNS,
-    summary_rows,
-    write_summary_csv,
-    write_summary_rows,
+    VERDICT_COLUMNS,
+    lesson_tables,
+    lessons_tables,
+    write_tables,
 )
 from trainer.lessons.verdict import format_verdict_text, make_verdict
 from trainer.store.csvfile import ExportError
@@ -301,55 +303,69 @@ def test_format_verdict_text():
     assert all(len(line) <= 60 for line in format_verdict_text(v, width=60).splitlines())
 
 
-def test_summary_rows_content():
-    rows = summary_rows(make_preset(), runs(OFF, ON))
-    assert [r["row"] for r in rows] == ["variant", "variant", "claim", "verdict"]
-    assert all(set(r) == set(SUMMARY_COLUMNS) for r in rows)
-    off, on, claim, verdict = rows
-    assert off["baseline"] is True and off["diff_mean"] is None
-    assert off["runs_finished"] == 3
-    assert off["test_acc_mean"] == pytest.approx(0.724)
-    assert off["test_acc_std"] == pytest.approx(0.009)
-    assert on["diff_metric"] == "test_acc" and on["diff_n"] == 3
-    assert on["diff_mean"] == pytest.approx(0.057)
+def test_summary_tables_are_tidy():
+    stats_rows, verdict_rows = lesson_tables(make_preset(), runs(OFF, ON), launch="g-1")
+    # One row per variant × metric, every column filled where it means something.
+    assert {(r["variant"], r["metric"]) for r in stats_rows} == {
+        (v, m) for v in ("BN off", "BN on") for m in METRICS}
+    assert all(set(r) <= set(SUMMARY_COLUMNS) for r in stats_rows)
+    by = {(r["variant"], r["metric"]): r for r in stats_rows}
+    off, on = by["BN off", "test_acc"], by["BN on", "test_acc"]
+    assert off["baseline"] is True and "diff_mean" not in off and off["launch"] == "g-1"
+    assert off["runs_finished"] == off["n"] == 3 and off["unit"] == "acc"
+    assert off["mean"] == pytest.approx(0.724) and off["std"] == pytest.approx(0.009)
+    assert on["diff_n"] == 3 and on["diff_mean"] == pytest.approx(0.057)
     half = 4.302653 * 0.003 / math.sqrt(3)
     assert on["diff_ci_low"] == pytest.approx(0.057 - half)
     assert on["diff_p_value"] < 0.001
-    assert claim["variant"] == "BN on" and claim["expect"] == "higher"
+    # One row per claim, the launch's verdict on each.
+    (claim,) = verdict_rows
+    assert claim["claim_variant"] == "BN on" and claim["expect"] == "higher"
     assert (claim["effect_low"], claim["effect_high"]) == (0.05, 0.06)
-    assert claim["status"] == "agree" and "matches the course" in claim["text"]
-    assert verdict["status"] == "agree" and verdict["headline"].startswith("Matches")
-    assert verdict["suggestions"] == "Try lr 0.01."
+    assert claim["claim_status"] == "agree" and "matches the course" in claim["claim_text"]
+    assert claim["verdict"] == "agree" and claim["headline"].startswith("Matches")
+    assert claim["try_next"] == "Try lr 0.01."
 
 
-def test_write_summary_csv(tmp_path):
-    target = write_summary_csv(make_preset(), runs(OFF, ON), tmp_path / "summary.csv")
-    assert target == tmp_path / "summary.csv"
-    with target.open(encoding="utf-8", newline="") as fh:
+def test_write_summary_tables(tmp_path):
+    summary, verdict = write_tables(lesson_tables(make_preset(), runs(OFF, ON)),
+                                    tmp_path / "summary.csv")
+    assert (summary, verdict) == (tmp_path / "summary.csv", tmp_path / "summary-verdict.csv")
+    with summary.open(encoding="utf-8", newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert tuple(rows[0]) == SUMMARY_COLUMNS
-    assert rows[0]["variant"] == "BN off" and rows[0]["baseline"] == "true"
-    assert float(rows[1]["test_acc_mean"]) == pytest.approx(0.781)
-    assert rows[0]["diff_mean"] == ""  # missing → blank, not "None"
-    assert rows[-1]["row"] == "verdict" and "+5–6 points" in rows[-1]["text"]
-    assert [p.name for p in tmp_path.iterdir()] == ["summary.csv"]  # no temp file left
+    first = rows[0]
+    assert first["variant"] == "BN off" and first["baseline"] == "true"
+    assert first["diff_mean"] == ""  # missing → blank, not "None"
+    on = next(r for r in rows if r["variant"] == "BN on" and r["metric"] == "test_acc")
+    assert float(on["mean"]) == pytest.approx(0.781)
+    with verdict.open(encoding="utf-8", newline="") as fh:
+        claims = list(csv.DictReader(fh))
+    assert tuple(claims[0]) == VERDICT_COLUMNS and "+5–6 points" in claims[0]["verdict_text"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["summary-verdict.csv", "summary.csv"]
 
 
-def test_write_summary_rows_of_several_lessons(tmp_path):
-    rows = summary_rows(make_preset(), runs(OFF, ON)) + summary_rows(make_preset(), [])
-    target = write_summary_rows(rows, tmp_path / "all.csv")
-    with target.open(encoding="utf-8", newline="") as fh:
-        got = list(csv.DictReader(fh))
-    assert [r["row"] for r in got] == ["variant", "variant", "claim", "verdict"] * 2
-    assert got[-2]["status"] == got[-1]["status"] == "pending"
+def test_launches_get_a_summary_and_a_verdict_each(tmp_path):
+    presets = {"batch_norm": make_preset()}
+    first = runs(OFF, ON)
+    second = [r.with_changes(group="g-2", run_id=r.run_id + "-2", created="2026-12-02")
+              for r in runs(OFF, ON)]
+    tables = lessons_tables(presets, first + second)
+    assert [(r["preset"], r["launch"]) for r in tables.verdict] == [
+        ("batch_norm", first[0].group), ("batch_norm", "g-2")]
+    assert {r["launch"] for r in tables.summary} == {first[0].group, "g-2"}
+    assert all(r["n"] == 3 for r in tables.summary if r["metric"] == "test_acc")
+    # No runs yet: statistics rows with n = 0, and one verdict row that says so.
+    empty = lesson_tables(make_preset(), [])
+    assert len(empty.verdict) == 1 and empty.verdict[0]["verdict"] == "pending"
 
 
-def test_write_summary_csv_errors_name_the_path(tmp_path):
+def test_write_summary_errors_name_the_path(tmp_path):
     missing = tmp_path / "nope" / "summary.csv"
     with pytest.raises(ExportError, match="nope"):
-        write_summary_csv(make_preset(), [], missing)
+        write_tables(lesson_tables(make_preset(), []), missing)
     with pytest.raises(ExportError, match="is a folder"):
-        write_summary_csv(make_preset(), [], tmp_path)
+        write_tables(lesson_tables(make_preset(), []), tmp_path)
 
 
 def test_every_builtin_preset_gets_a_verdict():
@@ -365,4 +381,6 @@ def test_every_builtin_preset_gets_a_verdict():
         v = make_verdict(preset, records)
         assert v.status in ("agree", "disagree", "inconclusive", "mixed"), preset.key
         assert len(v.claims) == len(preset.claims) and v.headline and v.sentences
-        assert len(summary_rows(preset, records)) == len(preset.variants) + len(v.claims) + 1
+        tables = lesson_tables(preset, records)
+        assert len(tables.summary) == len(preset.variants) * len(METRICS)
+        assert len(tables.verdict) == max(1, len(v.claims))

@@ -18,9 +18,9 @@ from trainer.cli.output import (
 from trainer.cli.parser import UsageError
 from trainer.cli.render import describe_preset, presets_table
 from trainer.lessons.presets import unknown_preset_message
-from trainer.lessons.summary_csv import lessons_summary_rows, write_summary_rows
+from trainer.lessons.summary_csv import lessons_tables, write_tables
 from trainer.store.csvfile import ExportError, default_export_path, write_rows
-from trainer.store.export import CSV_COLUMNS, record_row
+from trainer.store.export import CSV_COLUMNS, record_row, write_history_csv
 from trainer.store.record import RunRecord
 from trainer.store.rowcache import export_rows
 from trainer.store.runstore import RunStore
@@ -53,11 +53,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     """
     console, err = console_out(), console_err()
     check_output(args.csv, "--csv")
+    check_output(args.history_csv, "--history-csv")
     check_output(args.summary_csv, "--summary-csv")
     folder = runs_dir(args)
     store = RunStore(folder)
     records: list[RunRecord] = []
-    if args.summary_csv:
+    if args.summary_csv or args.history_csv:  # these need every record's curves
         records, warnings = store.load()
         rows = [record_row(rec) for rec in records]
     else:
@@ -76,24 +77,33 @@ def cmd_export(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     n = len(rows)
     console.print(Text(f"wrote {n} run{'s' * (n != 1)} from {folder} to {path}"))
+    code = EXIT_OK
+    if args.history_csv:
+        try:
+            history = write_history_csv(records, args.history_csv)
+            console.print(Text(f"wrote the epochs of {n} run{'s' * (n != 1)} to {history}"))
+        except ExportError as e:
+            err.print(Text(f"cnn-tui: {e.message}", style="red"))
+            code = EXIT_FAILED
     if args.summary_csv:
-        return _export_summaries(args, records)
-    return EXIT_OK
+        code = max(code, _export_summaries(args, records))
+    return code
 
 
 def _export_summaries(args: argparse.Namespace, records: list[RunRecord]) -> int:
-    """Summaries of every lesson present in the store, in one CSV."""
+    """The statistics and verdicts of every lesson launch in the store."""
     console, err = console_out(), console_err()
     presets, _ = load_lessons(args)
-    rows = lessons_summary_rows(presets, records)
-    if not rows:
+    tables = lessons_tables(presets, records)
+    if not tables.summary:
         err.print("cnn-tui: no lesson runs in the store; no summary written")
         return EXIT_FAILED
     try:
-        path = write_summary_rows(rows, args.summary_csv)
+        summary, verdict = write_tables(tables, args.summary_csv)
     except ExportError as e:
         err.print(Text(f"cnn-tui: {e.message}", style="red"))
         return EXIT_FAILED
-    lessons = len({row["preset"] for row in rows})
-    console.print(Text(f"wrote the summary of {lessons} lesson{'s' * (lessons != 1)} to {path}"))
+    launches = len({(r["preset"], r["launch"]) for r in tables.verdict})
+    console.print(Text(f"wrote the statistics of {launches} lesson launch"
+                       f"{'es' * (launches != 1)} to {summary} and the verdicts to {verdict}"))
     return EXIT_OK

@@ -82,8 +82,11 @@ def build_parser() -> argparse.ArgumentParser:
                                      "from the defaults plus --set overrides.")
     run.add_argument("--preset", metavar="KEY", help="lesson to run (see 'cnn-tui presets')")
     run.add_argument("--csv", metavar="FILE", help="write the runs of this launch as CSV")
+    run.add_argument("--history-csv", metavar="FILE",
+                     help="write every epoch of this launch's runs as CSV (curves)")
     run.add_argument("--summary-csv", metavar="FILE",
-                     help="write the per-variant summary (mean, CI, claims) as CSV")
+                     help="write the per-variant statistics as CSV, and the claims and "
+                          "verdict beside it (FILE-verdict.csv)")
     run.add_argument("--detach", action="store_true",
                      help="queue the runs into the lab and return at once (follow them with "
                           "'cnn-tui' or 'cnn-tui lab status')")
@@ -111,8 +114,11 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Write every run in the run store as one CSV file.")
     exp.add_argument("--csv", metavar="FILE",
                      help="output file (default: ./cnn-tui-results-<time>.csv)")
+    exp.add_argument("--history-csv", metavar="FILE",
+                     help="also write every epoch of every run (one row per run and epoch)")
     exp.add_argument("--summary-csv", metavar="FILE",
-                     help="also write per-variant summaries of every lesson in the store")
+                     help="also write the statistics of every lesson launch in the store, "
+                          "and their claims and verdicts beside it (FILE-verdict.csv)")
     _add_shared(exp, suppress=True)
     return parser
 

@@ -34,9 +34,9 @@ from trainer.host.session import RunSession, TrainerHandle
 from trainer.lessons.planning import build_requests, custom_requests, overrides_shadowed
 from trainer.lessons.preset import Preset
 from trainer.lessons.presets import unknown_preset_message
-from trainer.lessons.summary_csv import write_summary_csv
+from trainer.lessons.summary_csv import lesson_tables, write_tables
 from trainer.store.csvfile import ExportError
-from trainer.store.export import write_csv
+from trainer.store.export import write_csv, write_history_csv
 from trainer.store.record import RunRecord, RunStatus
 
 STOP_WAIT_S = 8.0  # how long Ctrl-C waits for the current run to stop at a batch boundary
@@ -79,6 +79,7 @@ def cmd_run(args: argparse.Namespace, make_trainer: MakeTrainer | None = None) -
     console, err = console_out(), console_err()
     preset, requests = plan(args, err)
     check_output(args.csv, "--csv")
+    check_output(args.history_csv, "--history-csv")
     check_output(args.summary_csv, "--summary-csv")
     folder = runs_dir(args)
     cfg = requests[0].config
@@ -214,7 +215,8 @@ def ordered(records: list[RunRecord], requests: list[RunRequest]) -> list[RunRec
 
 def write_outputs(args: argparse.Namespace, preset: Preset | None, records: list[RunRecord],
                   console: Console, err: Console) -> int:
-    """--csv / --summary-csv; returns 1 when writing failed (runs are safe in the store)."""
+    """--csv / --history-csv / --summary-csv; returns 1 when writing failed (runs are safe in
+    the store)."""
     code = EXIT_OK
     if args.csv:
         try:
@@ -224,11 +226,22 @@ def write_outputs(args: argparse.Namespace, preset: Preset | None, records: list
         except ExportError as e:
             err.print(Text(f"cnn-tui: {e.message}", style="red"))
             code = EXIT_FAILED
+    if args.history_csv:
+        try:
+            path = write_history_csv(records, args.history_csv)
+            console.print(Text(f"wrote the epochs of {len(records)} "
+                               f"run{'s' * (len(records) != 1)} to {path}"))
+        except ExportError as e:
+            err.print(Text(f"cnn-tui: {e.message}", style="red"))
+            code = EXIT_FAILED
     if args.summary_csv and preset is not None:
         try:
-            out = write_summary_csv(preset, records, args.summary_csv)
-        except (ExportError, OSError) as e:
-            err.print(Text(f"cnn-tui: {e}", style="red"))
+            launch = records[0].group if records else ""
+            summary, verdict = write_tables(lesson_tables(preset, records, launch),
+                                            args.summary_csv)
+        except ExportError as e:
+            err.print(Text(f"cnn-tui: {e.message}", style="red"))
             return EXIT_FAILED
-        console.print(Text(f"wrote the summary of '{preset.key}' to {out}"))
+        console.print(Text(f"wrote the statistics of '{preset.key}' to {summary} and its "
+                           f"verdict to {verdict}"))
     return code

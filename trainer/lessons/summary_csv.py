@@ -1,102 +1,130 @@
-"""The lesson summary CSV: per-variant statistics, each checked claim, and the verdict.
+"""The lesson summary CSVs: statistics in one tidy table, claims and verdicts in another.
 
 Written beside the run CSV by `cnn-tui run --summary-csv`, `cnn-tui export --summary-csv` and
-the TUI's export.
+the TUI's export. Both are "tidy" (one observation per row, no mostly-empty columns), so a
+spreadsheet filter or `pandas.read_csv` needs no knowledge of row kinds:
+
+- the summary (`SUMMARY_COLUMNS`): one row per launch × variant × metric — mean, std and the
+  95% interval over the variant's finished repeats, and its paired difference from the
+  lesson's baseline variant;
+- the verdict (`VERDICT_COLUMNS`, file `<summary>-verdict.csv`): one row per checked claim of
+  a launch, with the launch's verdict repeated on each (a lesson without claims: one row).
+
+A launch is one press of `r` (or one `cnn-tui run`): its runs share settings, and a verdict
+is about one launch, never a mix of launches with other settings. Accuracies are fractions
+0–1, as in the per-run CSV.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from trainer.lessons.metrics import METRICS
-from trainer.lessons.stats import Paired
 from trainer.lessons.verdict import make_verdict
-from trainer.store.csvfile import cells, write_rows
+from trainer.store.csvfile import cells, companion_path, write_rows
 from trainer.store.record import RunRecord
 
 SUMMARY_COLUMNS: tuple[str, ...] = (
-    "row", "preset", "variant", "baseline", "runs_finished", "runs_running", "runs_failed",
-    *(f"{m}_{s}" for m in METRICS for s in ("mean", "std", "ci_low", "ci_high")),
-    "diff_metric", "diff_n", "diff_mean", "diff_std", "diff_ci_low", "diff_ci_high",
-    "diff_p_value", "expect", "effect_low", "effect_high", "tolerance", "status", "headline",
-    "text", "suggestions",
+    "preset", "launch", "variant", "baseline", "metric", "unit", "n", "mean", "std",
+    "ci_low", "ci_high", "diff_n", "diff_mean", "diff_ci_low", "diff_ci_high", "diff_p_value",
+    "runs_finished", "runs_diverged", "runs_failed", "runs_unfinished",
 )
-"""Columns of the summary CSV. `row` tells the kinds apart: "variant" (statistics of one
-variant, diff_* = its test accuracy vs the baseline), "claim" (one checked claim) and "verdict"
-(the card). Accuracies are fractions 0–1, as in the per-run CSV."""
+"""Columns of the summary CSV (one row per launch × variant × metric). `diff_*`: the paired
+difference variant − baseline over matched repeats (empty on the baseline's own rows)."""
+
+VERDICT_COLUMNS: tuple[str, ...] = (
+    "preset", "launch", "verdict", "headline", "claim_variant", "claim_metric", "expect",
+    "effect_low", "effect_high", "tolerance", "claim_status", "diff_n", "diff_mean",
+    "diff_ci_low", "diff_ci_high", "diff_p_value", "claim_text", "verdict_text", "try_next",
+)
+"""Columns of the verdict CSV (one row per claim; the launch's verdict on each row)."""
 
 
-def _diff_cells(metric: str, d: Paired | None) -> dict[str, Any]:
+class Tables(NamedTuple):
+    summary: list[dict[str, Any]]
+    verdict: list[dict[str, Any]]
+
+
+def _diff(d: Any) -> dict[str, Any]:
     if d is None:
         return {}
-    return {"diff_metric": metric, "diff_n": d.n, "diff_mean": d.mean_diff, "diff_std": d.std,
-            "diff_ci_low": d.ci_low, "diff_ci_high": d.ci_high, "diff_p_value": d.p_value}
+    return {"diff_n": d.n, "diff_mean": d.mean_diff, "diff_ci_low": d.ci_low,
+            "diff_ci_high": d.ci_high, "diff_p_value": d.p_value}
 
 
-def summary_rows(preset: Any, records: Iterable[RunRecord],
-                 pending_runs: int = 0) -> list[dict[str, Any]]:
-    """Rows of the summary CSV: one per variant, one per claim, then the verdict row.
-
-    Values stay Python numbers/None (every SUMMARY_COLUMNS key present); the writer formats.
-    """
+def lesson_tables(preset: Any, records: Iterable[RunRecord], launch: str = "",
+                  pending_runs: int = 0) -> Tables:
+    """Both tables for the runs of one launch of a lesson (values stay Python numbers)."""
     verdict = make_verdict(preset, records, pending_runs)
     stats = verdict.stats
     assert stats is not None
-    blank = dict.fromkeys(SUMMARY_COLUMNS)
-    rows: list[dict[str, Any]] = []
+    summary: list[dict[str, Any]] = []
     for v in stats.variants:
-        row = {**blank, "row": "variant", "preset": stats.preset, "variant": v.label,
-               "baseline": v.label == stats.baseline, "runs_finished": v.finished,
-               "runs_running": v.running + v.queued, "runs_failed": v.failed}
-        for m, s in v.metrics.items():
-            row.update({f"{m}_mean": s.mean, f"{m}_std": s.std, f"{m}_ci_low": s.ci_low,
-                        f"{m}_ci_high": s.ci_high})
-        if v.label != stats.baseline:
-            row.update(_diff_cells("test_acc", stats.pair(v.label, "test_acc")))
-        rows.append(row)
+        counts = {"runs_finished": v.finished, "runs_diverged": v.diverged,
+                  "runs_failed": v.failed,
+                  "runs_unfinished": v.running + v.queued + v.stopped}
+        for metric, s in v.metrics.items():
+            row = {"preset": stats.preset, "launch": launch, "variant": v.label,
+                   "baseline": v.label == stats.baseline, "metric": metric,
+                   "unit": METRICS[metric].unit if metric in METRICS else "",
+                   "n": s.n, "mean": s.mean, "std": s.std, "ci_low": s.ci_low,
+                   "ci_high": s.ci_high, **counts}
+            if v.label != stats.baseline:
+                row.update(_diff(stats.pair(v.label, metric)))
+            summary.append(row)
+    head = {"preset": stats.preset, "launch": launch, "verdict": verdict.status,
+            "headline": verdict.headline, "verdict_text": " ".join(verdict.sentences),
+            "try_next": " | ".join(verdict.suggestions)}
+    rows: list[dict[str, Any]] = []
     for r in verdict.claims:
         c = r.claim
         effect = getattr(c, "effect", None)
-        row = {**blank, "row": "claim", "preset": stats.preset, "variant": c.variant,
-               "expect": c.expect, "effect_low": effect[0] if effect else None,
-               "effect_high": effect[1] if effect else None,
-               "tolerance": getattr(c, "tolerance", None), "status": r.status,
-               "text": r.sentence}
-        row.update(_diff_cells(c.metric, r.diff))
-        row["diff_metric"] = c.metric
-        rows.append(row)
-    rows.append({**blank, "row": "verdict", "preset": stats.preset, "variant": stats.baseline,
-                 "runs_finished": stats.finished, "runs_running": stats.running + stats.queued,
-                 "runs_failed": stats.failed, "diff_n": verdict.n, "status": verdict.status,
-                 "headline": verdict.headline, "text": " ".join(verdict.sentences),
-                 "suggestions": " | ".join(verdict.suggestions)})
-    return rows
+        rows.append({**head, "claim_variant": c.variant, "claim_metric": c.metric,
+                     "expect": c.expect, "effect_low": effect[0] if effect else None,
+                     "effect_high": effect[1] if effect else None,
+                     "tolerance": getattr(c, "tolerance", None), "claim_status": r.status,
+                     "claim_text": r.sentence, **_diff(r.diff)})
+    return Tables(summary, rows or [head])
 
 
-def write_summary_csv(preset: Any, records: Iterable[RunRecord], path: str | Path,
-                      pending_runs: int = 0) -> Path:
-    """Write `summary_rows` as CSV; atomic (temp file + os.replace), returns the absolute path.
+def launches(records: Iterable[RunRecord]) -> dict[tuple[str, str], list[RunRecord]]:
+    """The runs of each (lesson, launch), launches in the order they began."""
+    out: dict[tuple[str, str], list[RunRecord]] = {}
+    for rec in sorted(records, key=lambda r: (r.created, r.run_id)):
+        out.setdefault((rec.preset, rec.group), []).append(rec)
+    return out
 
-    Raises trainer.store.export.ExportError (message names the path) for a missing folder, a path
-    that is a folder, or any OS error while writing; no partial file is left behind.
+
+def lessons_tables(presets: Mapping[str, Any], records: Iterable[RunRecord]) -> Tables:
+    """Both tables for every launch of a loaded lesson among `records` (custom runs, and runs
+    of lessons that are not loaded, have no summary)."""
+    out = Tables([], [])
+    for (key, launch), runs in launches(records).items():
+        if key in presets:
+            tables = lesson_tables(presets[key], runs, launch)
+            out.summary.extend(tables.summary)
+            out.verdict.extend(tables.verdict)
+    return out
+
+
+def verdict_path(summary_path: str | Path) -> Path:
+    """Where the verdict CSV goes beside a summary CSV: bn.csv → bn-verdict.csv."""
+    return companion_path(summary_path, "verdict")
+
+
+def write_tables(tables: Tables, path: str | Path,
+                 verdict: str | Path | None = None) -> tuple[Path, Path]:
+    """Write the summary to `path` and the verdict to `verdict` (default: beside the summary,
+    see verdict_path); each atomic; both paths returned.
+
+    Raises trainer.store.csvfile.ExportError (the message names the path) for a missing
+    folder, a folder given as the file, or any OS error; no partial file is left behind.
     """
-    return write_summary_rows(summary_rows(preset, records, pending_runs), path)
-
-
-def lessons_summary_rows(presets: Mapping[str, Any],
-                         records: Iterable[RunRecord]) -> list[dict[str, Any]]:
-    """Summary rows of every lesson that has runs among `records` (in lesson order);
-    runs of a lesson that is not loaded, and custom runs, have no summary."""
-    by_preset: dict[str, list[RunRecord]] = {}
-    for rec in records:
-        if rec.preset in presets:
-            by_preset.setdefault(rec.preset, []).append(rec)
-    return [row for key in presets if key in by_preset
-            for row in summary_rows(presets[key], by_preset[key])]
-
-
-def write_summary_rows(rows: Iterable[Mapping[str, Any]], path: str | Path) -> Path:
-    """Write summary rows (of one or several lessons) with SUMMARY_COLUMNS; atomic."""
-    return write_rows((cells(row, SUMMARY_COLUMNS) for row in rows), SUMMARY_COLUMNS, path)
+    summary = write_rows((cells(r, SUMMARY_COLUMNS) for r in tables.summary),
+                         SUMMARY_COLUMNS, path)
+    target = verdict if verdict is not None else verdict_path(summary)
+    verdicts = write_rows((cells(r, VERDICT_COLUMNS) for r in tables.verdict),
+                          VERDICT_COLUMNS, target)
+    return summary, verdicts
