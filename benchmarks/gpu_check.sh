@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The GPU check: run once on a GPU machine (no internet; torch is there, other wheels are
 # carried in .whl/). Under 8 minutes: the GPU-marked tests, one short lesson on CUDA in bf16
-# end to end through the real worker, then the data-path benchmark; a short table at the end.
+# end to end through the real worker, the data-path benchmark, then the training-step
+# benchmark (DataLoader, eager, graphed, grouped x3); a short table at the end.
 #
 #   bash benchmarks/gpu_check.sh                 # on the GPU machine
 #   GPU_CHECK_DEVICE=cpu bash benchmarks/gpu_check.sh   # a dry run of the script on a CPU
@@ -54,9 +55,16 @@ echo "== data path: this loop vs torchvision DataLoader (batch 64)"
   2>&1 | tee "$OUTDIR/loader.log" | tail -6
 RESULT[loader]="$(grep -iE 'ratio|×' "$OUTDIR/loader.log" | tail -1)"
 
+echo "== training step: DataLoader, eager, graphed, grouped x3 (batch 64)"
+ROUNDS=3; [ "$DEVICE" = cpu ] && ROUNDS=1  # a dry run on a CPU stays within minutes
+"$PY" benchmarks/bench_steps.py --device "$DEVICE" --batch-size 64 --steps "$STEPS" \
+  --rounds "$ROUNDS" --group 3 2>&1 | tee "$OUTDIR/steps.log" | tail -7
+RESULT[steps]="$(grep -E 'grouped x?×3 vs' "$OUTDIR/steps.log" | tail -1 | sed 's/^ *//')"
+RESULT[graphed]="$(grep -E 'this loop, graphed' "$OUTDIR/steps.log" | tail -1 | sed 's/^ *//')"
+
 echo
 echo "== summary ($DEVICE)"
 printf '| %-12s | %s |\n' "check" "result"
-for k in tests lesson s_per_epoch loader; do
+for k in tests lesson s_per_epoch loader steps graphed; do
   printf '| %-12s | %s |\n' "$k" "${RESULT[$k]:-}"
 done

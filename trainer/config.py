@@ -168,6 +168,25 @@ KEYS: tuple[str, ...] = tuple(SCHEMA)
 MAX_WIDTHS = 5  # 32 px halves five times at most
 
 
+# Keys that may differ between runs trained together as one wide model (see
+# trainer.engine.grouped): the seed, and `repeats`, which only counts the launch's runs.
+PER_RUN_KEYS = ("seed", "repeats")
+
+
+def shared_step_key(config: Mapping[str, Any]) -> tuple[Any, ...] | None:
+    """What runs must agree on to share one training step, or None when this run cannot
+    share one: every key but the seed, and no plateau schedule (its lr follows each run's own
+    validation loss, while a shared step uses one lr)."""
+    try:
+        cfg = RunConfig.from_dict(config)
+    except (ConfigError, TypeError, ValueError):
+        return None
+    if cfg.lr_schedule == "plateau":
+        return None
+    return tuple((k, tuple(v) if isinstance(v, list) else v)
+                 for k, v in cfg.to_dict().items() if k not in PER_RUN_KEYS)
+
+
 def check_keys(data: Iterable[str]) -> None:
     """Raise ConfigError for the first unknown key, suggesting the closest one."""
     for key in data:

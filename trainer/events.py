@@ -39,6 +39,12 @@ class WorkerSettings:
     data_dir: str | None = None  # None: the usual places (see trainer.locate)
     device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:N"
     log_path: str | None = None  # the TUI owns the terminal: worker output goes here
+    # Repeats that differ only in their seed train as one wide model (trainer.engine.grouped):
+    # "auto" = on CUDA only, "on" = everywhere (tests), "off"; "" = $CNN_TUI_GROUP, else auto.
+    group: str = ""
+    # Capture the training step as a CUDA graph (CUDA only): "on" | "off"; "" = $CNN_TUI_GRAPHS,
+    # else on. Not a lesson variable: it changes speed, not results, so it is a worker setting.
+    cuda_graphs: str = ""
 
 
 @dataclass(frozen=True)
@@ -70,6 +76,8 @@ class RunStarted:
     val_size: int
     test_size: int
     dataset_note: str = ""  # e.g. "synthetic (not CIFAR-10)" or a checksum warning
+    trained_together: int = 1  # runs (this one included) trained as one wide model
+    cuda_graph: bool = False  # its training step ran as a captured CUDA graph
 
 
 @dataclass(frozen=True)

@@ -23,11 +23,16 @@ class FakeWorkers:
     def slots(self) -> list[str]:
         return list(self._slots)
 
-    def start(self, slot: str, request: RunRequest) -> None:
-        self.given[slot].append(request.run_id)
+    def mates(self, slot: str, first: RunRequest, waiting: list[RunRequest]) -> list[RunRequest]:
+        """Like a CUDA slot that trains repeats together: the waiting runs of `first`'s
+        variant (in these tests, a variant named "g…")."""
+        return [r for r in waiting if first.variant.startswith("g") and r.variant == first.variant]
 
-    def stop(self, slot: str, force: bool = False) -> bool:
-        self.stopped.append(slot)
+    def start(self, slot: str, requests: list[RunRequest]) -> None:
+        self.given[slot].extend(r.run_id for r in requests)
+
+    def stop(self, slot: str, force: bool = False, run_id: str | None = None) -> bool:
+        self.stopped.append(slot if run_id is None else run_id)
         return True
 
     def poll(self, timeout: float) -> list[Event]:
@@ -62,7 +67,25 @@ def test_runs_spread_over_free_devices_and_the_queue_is_on_disk(tmp_path: Path):
     assert workers.given["cuda:1"] == [batch[1].run_id, batch[2].run_id]  # the free one
     sched.submit(batch[:1])  # already running: never twice
     assert len(sched.pending()) == 2
-    assert sched.stop_run(batch[0].run_id) and workers.stopped == ["cuda:0"]
+    assert sched.stop_run(batch[0].run_id) and workers.stopped == [batch[0].run_id]
+
+
+def test_a_slot_takes_the_runs_that_train_together_and_is_free_when_all_ended():
+    workers = FakeWorkers("cuda:0")
+    sched = Scheduler(workers)
+    cfg = tiny().to_dict()
+    group = [RunRequest(config=cfg, variant="g1") for _ in range(3)]
+    other = RunRequest(config=cfg, variant="v2")
+    sched.submit([group[0], other, *group[1:]])
+    assert workers.given["cuda:0"] == [r.run_id for r in group]
+    assert [r.run_id for r in sched.pending()] == [other.run_id]
+    assert sched.stop_run(group[1].run_id) and workers.stopped == [group[1].run_id]
+    workers.out = [done(group[0].run_id), done(group[1].run_id)]
+    sched.poll()
+    assert workers.given["cuda:0"] == [r.run_id for r in group]  # group[2] still trains
+    workers.out = [done(group[2].run_id)]
+    sched.poll()
+    assert workers.given["cuda:0"][-1] == other.run_id and not sched.pending()
 
 
 def test_a_data_failure_holds_the_queue_and_a_recovered_queue_waits(tmp_path: Path):

@@ -78,9 +78,7 @@ def train(request: RunRequest, source: DeviceData, device: torch.device,
     cuda = device.type == "cuda"
     torch.manual_seed(cfg.seed)  # init and dropout; data order has its own generators
     if cuda:
-        torch.backends.cudnn.benchmark = True
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
+        cuda_setup()
 
     data = source.splits(cfg)
     emit(Preparing(run_id, "building the model"))
@@ -93,13 +91,7 @@ def train(request: RunRequest, source: DeviceData, device: torch.device,
     n_train = len(data.train_y)
     bounds = batch_bounds(n_train, cfg.batch_size)
     seen = bounds[-1][1]  # images per epoch (n_train, less a dropped lone last image)
-    emit(RunStarted(
-        run_id=run_id, config=cfg.to_dict(), preset=request.preset, variant=request.variant,
-        repeat=request.repeat, group=request.group, device=str(device),
-        device_name=device_name(device), torch_version=str(torch.__version__),
-        params=count_params(model), steps_per_epoch=len(bounds), train_size=n_train,
-        val_size=len(data.val_y), test_size=len(data.test_y), dataset_note=source.note,
-    ))
+    emit(run_started(request, cfg, source, data, device, count_params(model), len(bounds)))
 
     emit(Preparing(run_id, "warming up" + (" (cuDNN picks its kernels)" if cuda else "")))
     prep = Prep(data, cfg, cuda)
@@ -173,6 +165,27 @@ def train(request: RunRequest, source: DeviceData, device: torch.device,
         train_seconds=total_time, images_per_s=train_images / max(train_time, 1e-9),
         early_stopped=early_stopped,
     ))
+
+
+def cuda_setup() -> None:
+    """Let cuDNN pick the fastest kernels for our fixed shapes, and use TF32 for fp32 math."""
+    torch.backends.cudnn.benchmark = True
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+
+
+def run_started(request: RunRequest, cfg: RunConfig, source: DeviceData, data: Splits,
+                device: torch.device, params: int, steps: int,
+                together: int = 1) -> RunStarted:
+    """The RunStarted of `request` (shared with the grouped loop, which adds `together`)."""
+    return RunStarted(
+        run_id=request.run_id, config=cfg.to_dict(), preset=request.preset,
+        variant=request.variant, repeat=request.repeat, group=request.group,
+        device=str(device), device_name=device_name(device),
+        torch_version=str(torch.__version__), params=params, steps_per_epoch=steps,
+        train_size=len(data.train_y), val_size=len(data.val_y), test_size=len(data.test_y),
+        dataset_note=source.note, trained_together=together,
+    )
 
 
 # -- data order and augmentation ---------------------------------------------------------------

@@ -23,6 +23,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
@@ -46,12 +47,22 @@ class _DeviceError(Exception):
     pass
 
 
+@dataclass
+class _Job:
+    """One run the worker trains: its request, its reporter, its stop check."""
+
+    request: RunRequest
+    report: RunReporter
+    should_stop: Callable[[], bool]
+
+
 def worker_main(requests: Connection, events: Connection, stop_flag: Any,
-                settings: WorkerSettings) -> None:
+                settings: WorkerSettings, run_flags: Any = None) -> None:
     """Entry point of the child: serve requests until None, EOF or the parent's death.
 
-    `requests` yields RunRequest (None = shut down); `events` carries events back;
-    `stop_flag.value` non-zero asks the current run to stop (checked every batch).
+    `requests` yields a RunRequest, or a list of them to train together (None = shut down);
+    `events` carries events back; `stop_flag.value` non-zero asks the current run(s) to stop,
+    `run_flags[i]` non-zero the i-th run of a list only (both checked every batch).
     """
     # Ctrl-C reaches the whole foreground process group; the parent decides what it means.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -62,7 +73,7 @@ def worker_main(requests: Connection, events: Connection, stop_flag: Any,
     _watch_parent()
     sender = _Sender(events)
     try:
-        worker = _Worker(settings, sender, stop_flag)
+        worker = _Worker(settings, sender, stop_flag, run_flags)
         while True:
             try:
                 request = requests.recv()
@@ -70,16 +81,18 @@ def worker_main(requests: Connection, events: Connection, stop_flag: Any,
                 break  # parent closed its end: nobody left to train for
             if request is None:
                 break
+            batch = request if isinstance(request, list) else [request]
             try:
-                worker.run(request)
-            except Exception as exc:  # a bug in reporting itself: still end the run visibly
-                log(f"internal error in run {request.run_id}:\n{traceback.format_exc()}",
+                worker.run(batch)
+            except Exception as exc:  # a bug in reporting itself: still end the runs visibly
+                log(f"internal error in run {batch[0].run_id}:\n{traceback.format_exc()}",
                      always=True)
-                report = worker.reporter
-                if report is None or report.run_id != request.run_id or not report.terminal:
-                    sender.put(RunFailed(run_id=request.run_id, kind="error",
-                                         message=f"internal error: {type(exc).__name__}: {exc}",
-                                         traceback=traceback.format_exc()))
+                ended = {r.run_id for r in worker.reporters if r.terminal}
+                for req in batch:
+                    if req.run_id not in ended:
+                        sender.put(RunFailed(run_id=req.run_id, kind="error",
+                                             message=f"internal error: {type(exc).__name__}: "
+                                             f"{exc}", traceback=traceback.format_exc()))
     finally:
         sender.close(timeout=2.0)
         log("worker exiting")
@@ -170,68 +183,104 @@ def _thread_count() -> int:
 class _Worker:
     """State kept across runs: torch, the resolved device and decoded datasets."""
 
-    def __init__(self, settings: WorkerSettings, sender: _Sender, stop_flag: Any) -> None:
+    def __init__(self, settings: WorkerSettings, sender: _Sender, stop_flag: Any,
+                 run_flags: Any = None) -> None:
         self.settings = settings
         self.sender = sender
         self.stop_flag = stop_flag
+        self.run_flags = run_flags
         self.store = RunStore(settings.runs_dir)
         self.datasets: dict[tuple[str, str | None], Any] = {}
         self.import_error = ""
         self.torch: Any = None
-        self.reporter: RunReporter | None = None  # the run in progress
+        self.reporters: list[RunReporter] = []  # the run(s) in progress
         self.fault = Fault.from_env()
         try:
             import torch
 
-            from trainer.engine import data, loop
+            from trainer.engine import data, grouped, loop
         except Exception as exc:  # a broken install: fail each run with the reason, stay up
             self.import_error = f"could not import the training code: {type(exc).__name__}: {exc}"
             log(self.import_error + "\n" + traceback.format_exc(), always=True)
             return
-        self.torch, self.data, self.loop = torch, data, loop
+        self.torch, self.data, self.loop, self.grouped = torch, data, loop, grouped
         if "OMP_NUM_THREADS" not in os.environ:  # an explicit user choice wins
             torch.set_num_threads(_thread_count())
         log(f"ready: torch {torch.__version__}, {torch.get_num_threads()} threads, "
              f"cuda {'available' if torch.cuda.is_available() else 'not available'}")
 
-    # -- one run ------------------------------------------------------------------------
-    def should_stop(self) -> bool:
-        return bool(self.stop_flag.value)
+    # -- one run, or runs trained together -------------------------------------------------
+    def stopper(self, slot: int) -> Callable[[], bool]:
+        """should_stop of the run in position `slot` of the current list."""
+        flags = self.run_flags
+        if flags is None or slot >= len(flags):
+            return lambda: bool(self.stop_flag.value)
+        return lambda: bool(self.stop_flag.value or flags[slot])
 
-    def run(self, request: RunRequest) -> None:
-        report = self.reporter = RunReporter(self.store, self.sender.put, request,
-                                             self.env_guess(), background=True)
+    def run(self, requests: list[RunRequest]) -> None:
+        """Train the runs: together when the parent sent several and this device groups
+        them (see `together`), else one after another."""
+        reports = self.reporters = [
+            RunReporter(self.store, self.sender.put, req, self.env_guess(), background=True)
+            for req in requests]
         try:
-            self._run(request, report)
+            jobs = [_Job(req, rep, self.stopper(i))
+                    for i, (req, rep) in enumerate(zip(requests, reports, strict=True))
+                    if self.check(req, rep)]
+            if len(jobs) > 1 and self.together():
+                self.train(jobs)
+            else:
+                for job in jobs:
+                    self.train([job])
         finally:
-            report.close()  # every epoch saved and sent before the next run starts
-            if not report.unsaved:
-                rowcache.remember(self.store, request.run_id)
+            for report in reports:
+                report.close()  # every epoch saved and sent before the next run starts
+                if not report.unsaved:
+                    rowcache.remember(self.store, report.run_id)
 
-    def _run(self, request: RunRequest, report: RunReporter) -> None:
+    def together(self) -> bool:
+        """Whether a list of runs trains as one wide model here: by default on CUDA only
+        (on a CPU a wide step costs as much as its runs alone)."""
+        mode = self.settings.group or "auto"
+        if mode == "auto":
+            with contextlib.suppress(_DeviceError):
+                return bool(self.resolve_device().type == "cuda")
+            return False
+        return mode == "on"
+
+    def check(self, request: RunRequest, report: RunReporter) -> bool:
+        """Can this run start at all? If not, it fails now with the reason."""
         log(f"run {request.run_id} ({request.preset}/{request.variant} #{request.repeat})")
         if self.import_error:
             report.fail("error", self.import_error)
-            return
+            return False
         try:
-            cfg = RunConfig.from_dict(request.config)
+            RunConfig.from_dict(request.config)
         except ConfigError as exc:
             report.fail("config", exc.message)
-            return
+            return False
         except (TypeError, ValueError, AttributeError) as exc:
             report.fail("config", f"invalid run config: {exc}")
-            return
+            return False
+        return True
+
+    def train(self, jobs: list[_Job]) -> None:
+        """Train one run, or several together; a group that runs out of memory is split in
+        halves and tried again (and at last each run alone)."""
+        cfg = RunConfig.from_dict(jobs[0].request.config)
         device = None
         failure: tuple[str, str, str] | None = None
         loaded = False
         try:
             device = self.resolve_device()
-            source = self.device_data(cfg, device, report)
+            source = self.device_data(cfg, device, jobs[0].report)
             loaded = True
-            emit: Callable[[Event], None] = report.emit
-            if self.fault is not None:
-                emit = self.fault.wrap(report, self.torch, self.store.dir)
-            self.loop.train(request, source, device, emit, self.should_stop)
+            emits = [self.emitter(job.report) for job in jobs]
+            if len(jobs) == 1:
+                self.loop.train(jobs[0].request, source, device, emits[0], jobs[0].should_stop)
+            else:
+                self.grouped.train_group([j.request for j in jobs], source, device, emits,
+                                         [j.should_stop for j in jobs])
         except _DeviceError as exc:
             failure = ("config", str(exc), "")
         except Exception as exc:
@@ -246,17 +295,36 @@ class _Worker:
             # Tracebacks keep every frame alive, and with them the model and optimizer
             # tensors: clear them so the memory is really free for the next run.
             traceback.clear_frames(exc.__traceback__)
+            retry = [j for j in jobs if not j.report.terminal]
+            if failure[0] == "out_of_memory" and len(retry) > 1:
+                self.release_memory(device)
+                log(f"out of memory with {len(retry)} runs together: trying them in halves")
+                half = len(retry) // 2
+                self.train(retry[:half])
+                self.train(retry[half:])
+                return
+        for job in jobs:
+            self.settle(job, failure, device)
+
+    def emitter(self, report: RunReporter) -> Callable[[Event], None]:
+        if self.fault is not None:
+            return self.fault.wrap(report, self.torch, self.store.dir)
+        return report.emit
+
+    def settle(self, job: _Job, failure: tuple[str, str, str] | None, device: Any) -> None:
+        """The end of a run's training: fail it with `failure`, unless it already ended."""
+        report, run_id = job.report, job.request.run_id
         if failure is not None:
             kind, message, tb = failure
             if report.terminal:  # the loop already reported the result; just log the error
-                log(f"error after the end of run {request.run_id}:\n{tb}")
+                log(f"error after the end of run {run_id}:\n{tb}")
             else:
                 report.fail(kind, message, tb)
             self.release_memory(device)
         elif not report.terminal:
             report.fail("error", "training ended without reporting a result")
         status = report.record.status.value if report.record else "?"
-        log(f"run {request.run_id} done: {status}")
+        log(f"run {run_id} done: {status}")
 
     def env_guess(self) -> RunEnv:
         """What a record gets as "env" when the run fails before the loop reports RunStarted."""

@@ -4,6 +4,9 @@ Design notes (each one fixes a real failure mode):
 - One spawn-context child (never fork: CUDA cannot be forked, and the TUI has threads).
 - The queue of runs lives here, in the parent; the worker gets one request at a time. So
   cancelling queued runs is trivial, and a dead worker loses nothing that was waiting.
+  Where runs train together (repeats that differ only in their seed, on CUDA by default:
+  see `grouping`), one "request" is a list of up to MAX_GROUP of them, sent as one batch;
+  each still ends on its own, and the next batch goes out when all of them have.
 - Requests and events travel over plain pipes created fresh for every worker, and the stop
   request is a lock-free shared byte. multiprocessing Queues/Events hold semaphores; a worker
   killed while holding one would wedge every later worker (or the UI calling stop).
@@ -20,6 +23,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import multiprocessing
+import os
 import signal
 import threading
 import time
@@ -31,6 +35,7 @@ from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from trainer import paths
+from trainer.config import shared_step_key
 from trainer.events import (
     TERMINAL,
     Event,
@@ -48,6 +53,15 @@ from trainer.store.runstore import RunStore, StoreError
 from trainer.text import first_line
 
 MAX_DEATHS_IN_A_ROW = 3  # a worker that keeps dying fails the rest of the queue, not forever
+MAX_GROUP = 8  # runs trained together at most (a lesson has 3 repeats per variant by default)
+GROUP_ENV = "CNN_TUI_GROUP"  # auto | on | off: WorkerSettings.group when that is unset
+GROUP_MODES = ("auto", "on", "off")
+
+
+def grouping(settings: WorkerSettings) -> str:
+    """The group mode: the setting, else $CNN_TUI_GROUP, else auto (unknown text: auto)."""
+    value = (settings.group or os.environ.get(GROUP_ENV, "")).strip().lower()
+    return value if value in GROUP_MODES else "auto"
 
 
 class TrainerProcess:
@@ -64,16 +78,18 @@ class TrainerProcess:
             data_dir=str(settings.data_dir) if settings.data_dir else None,
             log_path=str(settings.log_path) if settings.log_path else None,
         )
+        self.settings = replace(self.settings, group=grouping(self.settings))
         self.store = RunStore(self.settings.runs_dir)
         self._ctx = multiprocessing.get_context("spawn")
         resource_tracker.ensure_running()  # now, not while Textual owns stderr
         self._stop_flag = self._ctx.RawValue("b", 0)  # lock-free on purpose (see module doc)
+        self._run_flags = self._ctx.RawArray("b", MAX_GROUP)  # stop one run of a batch
         self._lock = threading.RLock()
         self._wake = threading.Event()  # lets an idle poll() return early on submit
         self._pending: deque[RunRequest] = deque()
-        self._current: RunRequest | None = None
-        self._started_current = False  # RunStarted seen for the current run
-        self._force_stopped: str | None = None  # run id killed by stop_current(force=True)
+        self._batch: list[RunRequest] = []  # with the worker, until each one has ended
+        self._force_stopped: set[str] = set()  # run ids killed by stop_current(force=True)
+        self._cuda_seen = False  # a run of this process's worker trained on CUDA
         self._proc: Any = None
         self._requests: Connection | None = None  # parent → worker
         self._events: Connection | None = None  # worker → parent
@@ -90,14 +106,20 @@ class TrainerProcess:
             return list(self._pending)
 
     def current(self) -> RunRequest | None:
-        """The run the worker is on (from dispatch until its terminal event)."""
+        """The run the worker is on (from dispatch until its terminal event); the first of
+        them when runs train together (see `running`)."""
         with self._lock:
-            return self._current
+            return self._batch[0] if self._batch else None
+
+    def running(self) -> list[RunRequest]:
+        """Every run the worker is on: one, or the runs that train together."""
+        with self._lock:
+            return list(self._batch)
 
     @property
     def busy(self) -> bool:
         with self._lock:
-            return self._current is not None or bool(self._pending)
+            return bool(self._batch or self._pending)
 
     @property
     def worker_pid(self) -> int | None:
@@ -130,24 +152,29 @@ class TrainerProcess:
         self._wake.set()
 
     def stop_current(self, force: bool = False) -> bool:
-        """Ask the current run to stop; it ends within one batch as RunStopped, keeping its
-        finished epochs. force=True kills the worker instead (for a run stuck before its
-        first batch, e.g. in a long download); it is reported as RunStopped too.
-        Returns False when nothing was running."""
+        """Ask the current run (every run training together) to stop; it ends within one
+        batch as RunStopped, keeping its finished epochs. force=True kills the worker instead
+        (for a run stuck before its first batch, e.g. in a long download); it is reported as
+        RunStopped too. Returns False when nothing was running."""
         with self._lock:
-            if self._current is None:
+            if not self._batch:
                 return False
             self._stop_flag.value = 1
             if force and self._alive_locked():
-                self._force_stopped = self._current.run_id
+                self._force_stopped = {r.run_id for r in self._batch}
                 self._proc.kill()
             return True
 
     def stop_run(self, run_id: str, force: bool = False) -> bool:
-        """Stop this run if it is the one training (see stop_current)."""
+        """Stop this run if it is training (see stop_current). Of runs training together only
+        this one stops; force=True kills the worker, which stops all of them."""
         with self._lock:
-            if self._current is None or self._current.run_id != run_id:
+            ids = [r.run_id for r in self._batch]
+            if run_id not in ids:
                 return False
+            if len(ids) > 1 and not force:
+                self._run_flags[ids.index(run_id)] = 1
+                return True
         return self.stop_current(force)
 
     def cancel_queued(self) -> list[RunRequest]:
@@ -238,14 +265,14 @@ class TrainerProcess:
         return False
 
     def _note_locked(self, event: Event) -> None:
-        current = self._current
-        if current is None or getattr(event, "run_id", None) != current.run_id:
+        run_id = getattr(event, "run_id", None)
+        if not any(r.run_id == run_id for r in self._batch):
             return
         if isinstance(event, RunStarted):
-            self._started_current = True
             self._deaths = 0
+            self._cuda_seen = self._cuda_seen or event.device.startswith("cuda")
         elif isinstance(event, TERMINAL):
-            self._current = None
+            self._batch = [r for r in self._batch if r.run_id != run_id]
             self._deaths = 0
             if isinstance(event, RunFailed) and event.kind == "data":
                 self._held = True
@@ -259,7 +286,8 @@ class TrainerProcess:
         req_r, req_w = self._ctx.Pipe(duplex=False)
         ev_r, ev_w = self._ctx.Pipe(duplex=False)
         proc = self._ctx.Process(target=worker_entry, name="cnn-tui-trainer", daemon=True,
-                                 args=(req_r, ev_w, self._stop_flag, self.settings))
+                                 args=(req_r, ev_w, self._stop_flag, self.settings,
+                                       self._run_flags))
         try:
             proc.start()
         except BaseException:
@@ -274,23 +302,52 @@ class TrainerProcess:
         self._proc, self._requests, self._events = proc, req_w, ev_r
 
     def _dispatch_locked(self) -> None:
-        """Hand the next waiting run to the worker if it is free (starting one if needed)."""
-        while self._current is None and self._pending and not self._closed and not self._held:
-            request = self._pending.popleft()
+        """Hand the next waiting run (or runs to train together) to the worker if it is free
+        (starting one if needed)."""
+        while not self._batch and self._pending and not self._closed and not self._held:
+            batch = self._next_batch_locked()
             try:
                 if not self._alive_locked():
                     self._start_worker_locked()
-                self._stop_flag.value = 0  # before sending: a stop can only target this run
+                self._stop_flag.value = 0  # before sending: a stop can only target this batch
+                for i in range(MAX_GROUP):
+                    self._run_flags[i] = 0
                 assert self._requests is not None
-                self._requests.send(request)
-            except Exception as exc:  # cannot start or reach a worker: fail this run, go on
+                self._requests.send(batch if len(batch) > 1 else batch[0])
+            except Exception as exc:  # cannot start or reach a worker: fail these runs, go on
                 self._reap_locked()
                 reason = first_line(str(exc)) or "no reason given"
-                self._fail_unstarted_locked(request, f"could not start the trainer process: "
-                                            f"{type(exc).__name__}: {reason}")
+                for request in batch:
+                    self._fail_unstarted_locked(request, f"could not start the trainer "
+                                                f"process: {type(exc).__name__}: {reason}")
                 continue
-            self._current = request
-            self._started_current = False
+            self._batch = batch
+
+    def _groups_locked(self) -> bool:
+        """Whether runs go to the worker in batches to train together: grouping forced on, or
+        auto and the worker trains on CUDA (asked for, or seen in a RunStarted: a parent
+        never imports torch to find out)."""
+        mode = self.settings.group
+        cuda = self.settings.device.startswith("cuda") or self._cuda_seen
+        return mode == "on" or (mode == "auto" and cuda)
+
+    def mates(self, first: RunRequest, waiting: Iterable[RunRequest]) -> list[RunRequest]:
+        """The runs of `waiting` this worker would train together with `first`: those that
+        can share its training step (the same config but for the seed), in order; none
+        where runs train one at a time here."""
+        with self._lock:
+            key = shared_step_key(first.config) if self._groups_locked() else None
+        if key is None:
+            return []
+        return [r for r in waiting if shared_step_key(r.config) == key][:MAX_GROUP - 1]
+
+    def _next_batch_locked(self) -> list[RunRequest]:
+        """The next waiting run, with the waiting runs that train together with it."""
+        first = self._pending.popleft()
+        batch = [first, *self.mates(first, self._pending)]
+        for request in batch[1:]:
+            self._pending.remove(request)
+        return batch
 
     def _worker_died_locked(self) -> list[Event]:
         """The worker is gone: settle its run (store and event) and clean up."""
@@ -300,22 +357,26 @@ class TrainerProcess:
             code = self._proc.exitcode
         self._reap_locked()
         out: list[Event] = []
-        request, self._current = self._current, None
-        if request is None:
+        batch, self._batch = self._batch, []
+        if not batch:
             if code not in (0, None):
                 out.append(Notice(f"{describe_exit(code)}; a new one starts with the next run",
                                   "warning"))
             return out
-        if self._force_stopped == request.run_id:
-            self._force_stopped = None
-            out.extend(self._settle_locked(request, RunStatus.STOPPED, None))
+        stopped, self._force_stopped = self._force_stopped, set()
+        died = [r for r in batch if r.run_id not in stopped]
+        for request in batch:
+            if request.run_id in stopped:
+                out.extend(self._settle_locked(request, RunStatus.STOPPED, None))
+        if not died:
             return out
         self._deaths += 1
         message = describe_exit(code)
         if self.settings.log_path:
             message += f" — see {self.settings.log_path}"
         error = RunError("worker_died", message)
-        out.extend(self._settle_locked(request, RunStatus.FAILED, error))
+        for request in died:
+            out.extend(self._settle_locked(request, RunStatus.FAILED, error))
         if self._deaths >= MAX_DEATHS_IN_A_ROW and self._pending:
             reason = (f"not started: the trainer process died {self._deaths} times in a row "
                       f"(last: {message})")
@@ -397,8 +458,8 @@ class TrainerProcess:
                     proc.terminate()
                     proc.join(1.0)
                 self._read_locked(out, 10**9)
-                if self._current is not None:  # never reported an end: settle it
-                    self._force_stopped = self._current.run_id
+                if self._batch:  # never reported an end: settle them
+                    self._force_stopped = {r.run_id for r in self._batch}
                     out.extend(self._worker_died_locked())
                 self._reap_locked()
             self._wake.set()

@@ -1,7 +1,9 @@
 """The queue of a lab and the workers that train it: one run per free worker, next first.
 
 `Workers` is the one interface between the queue and whatever trains: here one trainer
-process per device (`LocalWorkers`); a cluster backend would implement the same five methods.
+process per device (`LocalWorkers`); a cluster backend would implement the same six methods.
+A slot may take several runs at once when they train together (`mates`: repeats that differ
+only in their seed, on CUDA); it is free again when all of them have ended.
 `Scheduler` is a `TrainerHandle` (the session model drives it like a single trainer), keeps
 the waiting runs on disk so a lab that dies loses none of them, and holds the queue when a
 decision is needed: after a data failure (the others on that dataset would fail alike) or
@@ -28,11 +30,14 @@ MAX_QUEUE_BYTES = 64 * 1024 * 1024
 
 
 class Workers(Protocol):
-    """Where runs train; each slot (a device name) takes one run at a time."""
+    """Where runs train; each slot (a device name) takes one run, or one batch of runs that
+    train together, at a time."""
 
     def slots(self) -> list[str]: ...
-    def start(self, slot: str, request: RunRequest) -> None: ...
-    def stop(self, slot: str, force: bool = False) -> bool: ...
+    def mates(self, slot: str, first: RunRequest,
+              waiting: list[RunRequest]) -> list[RunRequest]: ...
+    def start(self, slot: str, requests: list[RunRequest]) -> None: ...
+    def stop(self, slot: str, force: bool = False, run_id: str | None = None) -> bool: ...
     def poll(self, timeout: float) -> list[Event]: ...
     def shutdown(self, timeout: float = 3.0) -> list[Event]: ...
 
@@ -46,11 +51,18 @@ class LocalWorkers:
     def slots(self) -> list[str]:
         return list(self._procs)
 
-    def start(self, slot: str, request: RunRequest) -> None:
-        self._procs[slot].submit(request)
+    def mates(self, slot: str, first: RunRequest,
+              waiting: list[RunRequest]) -> list[RunRequest]:
+        """The waiting runs this slot would train together with `first` (none if it trains
+        one at a time)."""
+        return self._procs[slot].mates(first, waiting)
 
-    def stop(self, slot: str, force: bool = False) -> bool:
-        return self._procs[slot].stop_current(force)
+    def start(self, slot: str, requests: list[RunRequest]) -> None:
+        self._procs[slot].submit(requests)
+
+    def stop(self, slot: str, force: bool = False, run_id: str | None = None) -> bool:
+        proc = self._procs[slot]
+        return proc.stop_current(force) if run_id is None else proc.stop_run(run_id, force)
 
     def prestart(self) -> None:
         """Start every worker now, so the first runs do not wait for torch to import."""
@@ -130,7 +142,7 @@ class Scheduler:
     def stop_run(self, run_id: str, force: bool = False) -> bool:
         with self._lock:
             entry = self._running.get(run_id)
-        return entry is not None and self.workers.stop(entry[1], force)
+        return entry is not None and self.workers.stop(entry[1], force, run_id)
 
     def cancel_queued(self) -> list[RunRequest]:
         with self._lock:
@@ -186,18 +198,22 @@ class Scheduler:
         if self._closed or self._held:
             return False
         busy = {slot for _, slot in self._running.values()}
-        handed: list[tuple[str, RunRequest]] = []
+        handed: list[tuple[str, list[RunRequest]]] = []
         for slot in self.workers.slots():
             if not self._pending:
                 break
             if slot not in busy:
-                request = self._pending.popleft()
-                self._running[request.run_id] = (request, slot)
-                handed.append((slot, request))
+                first = self._pending.popleft()
+                batch = [first, *self.workers.mates(slot, first, list(self._pending))]
+                for request in batch[1:]:
+                    self._pending.remove(request)
+                for request in batch:
+                    self._running[request.run_id] = (request, slot)
+                handed.append((slot, batch))
         if handed:
             self._save()
-        for slot, request in handed:
-            self.workers.start(slot, request)
+        for slot, batch in handed:
+            self.workers.start(slot, batch)
         return bool(handed)
 
     def _save(self) -> None:

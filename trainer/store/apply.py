@@ -54,7 +54,9 @@ def started_record(started: RunStarted, base: RunRecord | None = None,
     env = RunEnv(device=started.device, device_name=started.device_name,
                  torch=started.torch_version, python=sys.version.split()[0],
                  host=host if host is not None else host_name(),
-                 worker_pid=worker_pid if worker_pid is not None else os.getpid())
+                 worker_pid=worker_pid if worker_pid is not None else os.getpid(),
+                 trained_together=max(1, started.trained_together),
+                 cuda_graph=started.cuda_graph)
     return RunRecord(
         run_id=started.run_id, config=dict(started.config), preset=started.preset,
         variant=started.variant, repeat=started.repeat, group=started.group,

@@ -226,7 +226,9 @@ def _env(doc: Mapping[str, Any]) -> RunEnv:
     w = "env."
     return RunEnv(device=_text(raw, "device", w), device_name=_text(raw, "device_name", w),
                   torch=_text(raw, "torch", w), python=_text(raw, "python", w),
-                  host=_text(raw, "host", w), worker_pid=_int(raw, "worker_pid", w))
+                  host=_text(raw, "host", w), worker_pid=_int(raw, "worker_pid", w),
+                  trained_together=_int(raw, "trained_together", w, default=1, lo=1) or 1,
+                  cuda_graph=_bool(raw, "cuda_graph", w))
 
 
 def _notices(doc: Mapping[str, Any]) -> tuple[str, ...]:

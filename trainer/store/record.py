@@ -114,6 +114,17 @@ class RunEnv:
     python: str = ""
     host: str = ""
     worker_pid: int | None = None
+    trained_together: int = 1  # runs (this one included) trained as one wide model
+    cuda_graph: bool = False  # the training step ran as a captured CUDA graph
+
+    def to_json(self) -> dict[str, Any]:
+        """The "env" object; the two "how it trained" keys only when they say something, so a
+        run trained alone and eagerly is stored exactly as before they existed."""
+        doc = dataclasses.asdict(self)
+        for key in ("trained_together", "cuda_graph"):
+            if doc[key] == getattr(RunEnv, key):
+                del doc[key]
+        return doc
 
 
 @dataclass(frozen=True)
@@ -203,7 +214,7 @@ class RunRecord:
             "status": self.status.value,
             "created": self.created,
             "updated": self.updated,
-            "env": dataclasses.asdict(self.env) if self.env != RunEnv() else {},
+            "env": self.env.to_json() if self.env != RunEnv() else {},
             "params": self.params,
             "steps_per_epoch": self.steps_per_epoch,
             "train_size": self.train_size,
