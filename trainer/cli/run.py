@@ -125,10 +125,10 @@ def cmd_run(args: argparse.Namespace, make_trainer: MakeTrainer | None = None) -
     if data_error:
         err.print(Text.assemble(("dataset problem:", "red"), " " + data_error))
     records = ordered([session.records[i] for i in ids], requests)
-    console.print(results_table(records, preset))
+    console.print(results_table(records, preset, console.width))
     shown = [r for r in records if r.status is not RunStatus.CANCELLED]
     if preset is not None and any(r.status is RunStatus.FINISHED for r in records):
-        for renderable in lesson_report(preset, shown):
+        for renderable in lesson_report(preset, shown, console.width):
             console.print(renderable)
     if any(r.status is RunStatus.FAILED for r in records) and not data_error:
         err.print(Text(f"details of failed runs: {log_path}"))
