@@ -50,3 +50,9 @@ def state_dir() -> Path:
     """Per-user state that is neither data nor cache (the lab's socket, key and queue)."""
     home = _home()
     return (home / "state") if home else user_state_path(APP)
+
+
+def settings_file() -> Path:
+    """The user's remembered preferences (toggle edits, theme, view choices)."""
+    home = _home()
+    return (home / "settings.json") if home else user_config_path(APP) / "settings.json"

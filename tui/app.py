@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import sys
 import termios
@@ -27,7 +28,7 @@ from textual.markup import escape
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
 
-from trainer import locate
+from trainer import locate, paths
 from trainer.config import ConfigError
 from trainer.events import Event, RunRequest, RunStopped
 from trainer.host.session import RunSession, TrainerHandle
@@ -40,10 +41,12 @@ from trainer.store.record import RunError, RunRecord, RunStatus
 from trainer.store.runstore import RunStore, StoreError
 from trainer.text import first_line
 from tui.bridge import Bridge
-from tui.messages import BridgeProblem, TrainerEvents
+from tui.messages import BridgeProblem, TrainerEvents, ViewChanged
 from tui.screens.dialogs import ChoicesScreen, ConfirmScreen, DataMissingScreen, ExportScreen
 from tui.screens.help import NAVIGATION, HelpScreen, binding_rows
 from tui.screens.main import SPLIT_WIDTH, MainScreen
+from tui.state import prefs
+from tui.state.columns import columns_for
 from tui.state.runs import RunsView
 from tui.state.toggles import ToggleState
 from tui.widgets.lessons import LessonView
@@ -102,6 +105,13 @@ class CnnTuiApp(App):
         self.toggles = ToggleState(presets, options.overrides)
         self.session = RunSession(trainer)
         self.runs = RunsView(self.session, presets)
+        # Choices of the last session (toggle edits, theme, views); start options win.
+        self.prefs_path = paths.settings_file()
+        self.prefs, self.prefs_warnings = prefs.load(self.prefs_path)
+        self.toggles.restore(self.prefs.edits, self.prefs.lesson)
+        self.runs.every_launch = self.prefs.every_launch
+        self._saved_prefs = self.prefs
+        self._prefs_applied = False
         self.store = RunStore(options.runs_dir)
         # A small store loads before the first frame; a big one (thousands of runs, seconds
         # of parsing) loads on a thread after it, so the app is there at once.
@@ -160,6 +170,15 @@ class CnnTuiApp(App):
                             severity="warning")
         self.bridge.start()
         self.update_titles()
+        for warning in self.prefs_warnings:
+            self.notify(warning, title="Preferences", severity="warning", markup=False,
+                        timeout=12)
+        self.call_after_refresh(self._apply_view_prefs)
+        self.set_interval(1.0, self.remember_prefs)  # toggle edits, lesson (and a safety net)
+        self.theme_changed_signal.subscribe(self, lambda _theme: self.remember_prefs())
+
+    def on_view_changed(self, event: ViewChanged) -> None:
+        self.remember_prefs()  # now, while the screen is there (at exit it is gone first)
         self.set_interval(self.options.refresh_interval, self._refresh_views)
         if not self.is_headless:
             self.set_interval(TERMINAL_CHECK_S, self._watch_terminal)
@@ -186,7 +205,54 @@ class CnnTuiApp(App):
         # their millions of objects again (a full pass paused each sort or group ~0.2 s).
         gc.freeze()
 
+    # -- remembered preferences -------------------------------------------------------------
+    def _apply_view_prefs(self) -> None:
+        """The last session's theme and views, once the main screen is there."""
+        p = self.prefs
+        if p.theme in self.available_themes:
+            self.theme = p.theme
+        with contextlib.suppress(LookupError, NoMatches):
+            main = self.main
+            table = main.query_one(ResultsTable)
+            # Set quietly: these are no news to the user (their watchers would toast).
+            main.set_reactive(MainScreen.chart_mode, p.chart_mode)
+            table.set_reactive(ResultsTable.diff_only, p.diff_only)
+            table.set_reactive(ResultsTable.grouped, p.grouped)
+            table.sort_column, table.sort_reverse = p.sort_column, p.sort_reverse
+            if table.sort_column not in [c.key for c in columns_for(self.runs, p.diff_only)]:
+                table.sort_column, table.sort_reverse = "n", False
+            table.sync(full=True)
+            main.sync(force=True)
+        self._prefs_applied = True
+
+    def current_prefs(self) -> prefs.Preferences:
+        # Views not on screen (at exit the screens are gone) keep their last known state.
+        current = dataclasses.replace(self._saved_prefs, lesson=self.toggles.lesson,
+                                      edits=self.toggles.remembered(), theme=self.theme,
+                                      every_launch=self.runs.every_launch)
+        with contextlib.suppress(LookupError, NoMatches):
+            main = self.main
+            table = main.query_one(ResultsTable)
+            current.chart_mode = main.chart_mode
+            current.grouped, current.diff_only = table.grouped, table.diff_only
+            current.sort_column, current.sort_reverse = table.sort_column, table.sort_reverse
+        return current
+
+    def remember_prefs(self) -> None:
+        """Save the preferences when they changed (every second, and at exit): cheap, and
+        no choice is lost to a dropped connection."""
+        if not self._prefs_applied:  # not before the last session's choices are on screen
+            return
+        current = self.current_prefs()
+        if current == self._saved_prefs:
+            return
+        problem = prefs.save(self.prefs_path, current)
+        self._saved_prefs = current  # one warning per change at most, not one per second
+        if problem:
+            self.notify(problem, title="Preferences", severity="warning", markup=False)
+
     async def on_unmount(self) -> None:
+        self.remember_prefs()
         await asyncio.to_thread(self.shutdown_trainer)
 
     def shutdown_trainer(self) -> None:

@@ -45,3 +45,8 @@ class RunSelected(Message):
     def __init__(self, run_id: str | None) -> None:
         super().__init__()
         self.run_id = run_id
+
+
+class ViewChanged(Message):
+    """A view choice changed (charts mode, grouping, columns, sort, launches): the app
+    remembers it for the next session."""

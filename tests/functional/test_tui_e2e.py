@@ -92,7 +92,7 @@ async def scenario(tmp_path: Path) -> None:
     again = CnnTuiApp(FakeTrainer(), StartOptions(runs_dir=runs_dir, overrides=dict(TINY),
                                                  blink=False, check_data=False))
     async with again.run_test(size=(120, 40)) as pilot:
-        await pilot.press("3")
+        await pilot.press("3", "a")  # every launch, not only the latest
         await wait_for(pilot, lambda: again.main.query_one(ResultsTable).row_count == 4, 10,
                        "the four stored runs in the table")
         found = sorted(rec.status for rec in again.session.records.values())

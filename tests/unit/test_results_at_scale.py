@@ -52,7 +52,7 @@ def test_grouped_view_is_computed_ahead_and_matches_a_fresh_computation(tmp_path
                         StartOptions(runs_dir=runs, check_data=False, blink=False,
                                      refresh_interval=0.1))
         async with app.run_test(size=(160, 40)) as pilot:
-            await pilot.press("3")
+            await pilot.press("3", "a")  # every launch
             table = app.main.query_one(ResultsTable)
             await wait_for(pilot, lambda: table.row_count == LAUNCHES * 6 and not table.warming,
                            what="every stored run in the table and the variants computed")
@@ -69,5 +69,67 @@ def test_grouped_view_is_computed_ahead_and_matches_a_fresh_computation(tmp_path
             assert [r.key for r in table.rows_shown] == [r.key for r in fresh]
             assert [shown(r.cells) for r in table.rows_shown] == [shown(r.cells) for r in fresh]
             assert table.row_count == LAUNCHES * 2
+
+    asyncio.run(scenario())
+
+
+def test_the_table_shows_one_launch_and_tells_launches_apart(tmp_path):
+    """Runs of an earlier launch of the same lesson never sit unmarked beside the new ones:
+    the table shows the latest launch; `a` shows every launch with a Launch column; [ and ]
+    step through launches, and the verdict follows the launch shown."""
+    async def scenario() -> None:
+        runs = tmp_path / "runs"
+        write_store(runs)
+        app = CnnTuiApp(FakeTrainer(Script(), store=RunStore(runs)),
+                        StartOptions(runs_dir=runs, check_data=False, blink=False,
+                                     refresh_interval=0.1))
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.press("3")
+            table = app.main.query_one(ResultsTable)
+            last = f"g-{LAUNCHES - 1:03d}"
+            await wait_for(pilot, lambda: table.row_count == 6, what="the latest launch")
+            assert {app.session.records[k].group for k in table.row_keys()} == {last}
+            assert "launch" not in table.column_keys()
+            await pilot.press("left_square_bracket")
+            await wait_for(pilot, lambda: app.runs.chart_group == f"g-{LAUNCHES - 2:03d}",
+                           what="the launch before")
+            assert {app.session.records[k].group for k in table.row_keys()} == {
+                app.runs.chart_group}
+            card = app.main.query_one("#runs-verdict")
+            await wait_for(pilot, lambda: card.verdict is not None
+                           and card.verdict.stats is not None
+                           and card.verdict.stats.finished == 6, what="its verdict")
+            await pilot.press("a")
+            await wait_for(pilot, lambda: table.row_count == LAUNCHES * 6, what="every run")
+            assert "launch" in table.column_keys()
+            first = next(iter(app.session.records))
+            assert str(table.cell(first, "launch")).startswith("L1 ")
+            await pilot.press("a")
+            await wait_for(pilot, lambda: table.row_count == 6, what="one launch again")
+
+    asyncio.run(scenario())
+
+
+def test_sort_arrow_shows_at_once_and_widths_return_after_grouping(tmp_path):
+    async def scenario() -> None:
+        runs = tmp_path / "runs"
+        write_store(runs)
+        app = CnnTuiApp(FakeTrainer(Script(), store=RunStore(runs)),
+                        StartOptions(runs_dir=runs, check_data=False, blink=False,
+                                     refresh_interval=0.1))
+        async with app.run_test(size=(120, 30)) as pilot:
+            await pilot.press("3")
+            table = app.main.query_one(ResultsTable)
+            await wait_for(pilot, lambda: table.row_count == 6, what="the latest launch")
+            await pilot.press("s")  # test accuracy, best first: the arrow is in the header
+            await pilot.pause()
+            assert "Test acc ▼" in table.render_line(0).text
+            widths = dict(zip(table.column_keys(), table._widths, strict=True))
+            await pilot.press("g")
+            await wait_for(pilot, lambda: table.row_count == 2, what="a row per variant")
+            await pilot.press("g")
+            await wait_for(pilot, lambda: table.row_count == 6, what="a row per run")
+            # The grouped view's wide status cells ("✓3 finished") leave no width behind.
+            assert dict(zip(table.column_keys(), table._widths, strict=True)) == widths
 
     asyncio.run(scenario())

@@ -97,8 +97,8 @@ def test_invalid_text_is_kept_with_reason_and_blocks(presets):
     why = t.set_text("lr", "fast")
     assert why and "lr must be" in why
     assert t.errors["lr"] == ("fast", why)
-    assert t.config().lr == 0.01  # last good value kept
-    assert t.blocking_error() == ("lr", why)
+    # An invalid text is no edit (no summary lists it); it blocks every start until fixed.
+    assert "lr" not in t.edits and t.blocking_error() == ("lr", why)
     assert t.set_text("lr", "0.001") is None  # back to the base value: no longer an edit
     assert t.blocking_error() is None and "lr" not in t.edits
 

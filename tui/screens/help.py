@@ -17,6 +17,7 @@ KEY_NAMES = {
     "question_mark": "?", "escape": "esc", "enter": "enter", "space": "space", "up": "↑",
     "down": "↓", "left": "←", "right": "→", "pageup": "pgup", "pagedown": "pgdn",
     "home": "home", "end": "end", "tab": "tab", "shift+tab": "shift+tab",
+    "left_square_bracket": "[", "right_square_bracket": "]",
 }
 
 # Keys that belong to Textual's own widgets (not declared by us) but a user needs to know.

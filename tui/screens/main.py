@@ -27,7 +27,7 @@ from textual.screen import Screen
 from textual.widget import MountError
 from textual.widgets import ContentSwitcher, Footer, Header, Static, Tab, Tabs
 
-from tui.messages import LessonChosen, RunSelected, TogglesChanged
+from tui.messages import LessonChosen, RunSelected, TogglesChanged, ViewChanged
 from tui.state.runs import RunsView
 from tui.state.toggles import ToggleState
 from tui.widgets.charts import ChartLegend, ChartView, CurveChart
@@ -236,7 +236,7 @@ class MainScreen(Screen):
         self.runs.select(event.run_id)
         self._detail()
         self._charts()
-        if self.runs.chart_group != group:
+        if self.runs.chart_group != group or event.run_id is None:  # None: [ ] changed launch
             self._verdicts()
 
     @on(Tabs.TabActivated, "#tabs")
@@ -326,6 +326,7 @@ class MainScreen(Screen):
 
     def watch_chart_mode(self, mode: str) -> None:
         self._charts()
+        self.post_message(ViewChanged())
         self.notify("Charts: " + ("every run" if mode == "runs" else "mean ± std per variant"),
                     timeout=2)
 

@@ -125,7 +125,10 @@ COLUMNS: tuple[Column, ...] = (
     Column("run_id", "Run id", lambda r, s: Text(r.run_id, style="dim"),
            lambda r, s: _key(r.run_id)),
 )
-BY_KEY = {c.key: c for c in COLUMNS}
+LAUNCH = Column("launch", "Launch", lambda r, s: s.launch_label(r),
+                lambda r, s: s.launch_numbers().get(r.group or r.run_id, 0), right=False)
+"""Which launch a run belongs to; shown when the table holds more than one launch."""
+BY_KEY = {c.key: c for c in (*COLUMNS, LAUNCH)}
 
 SORT_CYCLE = ("n", "test_acc", "best_val", "test_loss", "variant", "status", "s_epoch",
               "img_s", "params", "lesson")
@@ -138,7 +141,7 @@ def sorted_ids(state: RunsView, column: str, reverse: bool) -> list[str]:
     col = BY_KEY[column]
     present: list[tuple[Any, str]] = []
     missing: list[str] = []
-    for rec in state.session.records.values():
+    for rec in state.table_records():
         key = col.sort(rec, state)
         if isinstance(key, tuple) and key and key[0] is True:
             missing.append(rec.run_id)
@@ -175,11 +178,14 @@ def config_column(key: str) -> Column:
 
 
 def columns_for(state: RunsView, diff_only: bool) -> list[Column]:
+    launch = [LAUNCH] if state.every_launch and len(state.launch_numbers()) > 1 else []
+    lead = [BY_KEY[k] for k in LEAD]
+    lead[3:3] = launch  # after the run's name and repeat: "BN off 1 · L2 14:05"
     if not diff_only:
-        return list(COLUMNS)
+        keys = [c.key for c in lead]
+        return lead + [c for c in COLUMNS if c.key not in keys]
     keys = state.differing_keys()
-    return ([BY_KEY[k] for k in LEAD] + [config_column(k) for k in keys]
-            + [BY_KEY[k] for k in TAIL])
+    return lead + [config_column(k) for k in keys] + [BY_KEY[k] for k in TAIL]
 
 
 @dataclass
@@ -303,7 +309,7 @@ def variants(state: RunsView) -> list[tuple[str, str, list[RunRecord]]]:
     """Every (launch, variant label, its runs) of the grouped view, launches in creation
     order and variants in lesson order."""
     groups: dict[str, list[RunRecord]] = {}
-    for rec in state.session.records.values():
+    for rec in state.table_records():
         groups.setdefault(rec.group or rec.run_id, []).append(rec)
     out: list[tuple[str, str, list[RunRecord]]] = []
     for group, recs in groups.items():

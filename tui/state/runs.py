@@ -41,7 +41,11 @@ class RunsView:
         self._positions: dict[str, int] = {}
         self._positions_of = -1  # the session's `order` they were made for
         self._differing: list[str] = []
-        self._differing_of = -1
+        self._differing_of: object = None
+        self._launches: dict[str, int] = {}  # launch id → 1-based number, in starting order
+        self._launches_of = -1
+        self.every_launch = False
+        """The table shows every stored run, not only the launch the charts show."""
 
     # -- changes ---------------------------------------------------------------------------
     def load(self, records: Iterable[RunRecord]) -> None:
@@ -122,12 +126,51 @@ class RunsView:
             self._positions_of = self.session.order
         return self._positions.get(run_id, 0)
 
+    # -- launches: the runs of one press of `r` (or one `cnn-tui run`) ----------------------
+    def launch_numbers(self) -> dict[str, int]:
+        """Launch id → its number (1 = the first launch in the store), in starting order."""
+        if self.session.order != self._launches_of:
+            numbers: dict[str, int] = {}
+            for rec in self.session.records.values():
+                numbers.setdefault(rec.group or rec.run_id, len(numbers) + 1)
+            self._launches, self._launches_of = numbers, self.session.order
+        return self._launches
+
+    def launch_label(self, rec: RunRecord) -> str:
+        """'L3 14:05': the launch's number and when its first run was made."""
+        group = rec.group or rec.run_id
+        first = next(iter(self.session.group_runs(group)), rec) if rec.group else rec
+        when = first.created[11:16] if len(first.created) >= 16 else ""
+        return f"L{self.launch_numbers().get(group, 0)}" + (f" {when}" if when else "")
+
+    def table_records(self) -> list[RunRecord]:
+        """The runs the table shows: the charted launch, or every run (`every_launch`)."""
+        records = self.session.records
+        if self.every_launch or not self.chart_group:
+            return list(records.values())
+        return self.session.group_runs(self.chart_group)
+
+    def step_launch(self, delta: int) -> str | None:
+        """Show the previous (−1) or next (+1) launch; returns its id (None: no other)."""
+        order = list(self.launch_numbers())
+        if not order:
+            return None
+        here = order.index(self.chart_group) if self.chart_group in order else len(order) - 1
+        target = order[max(0, min(len(order) - 1, here + delta))]
+        if target == self.chart_group:
+            return None
+        self.chart_group, self.selected = target, None
+        self.order_changed = self.dirty_charts = True
+        return target
+
     def differing_keys(self) -> list[str]:
-        """Config keys that differ between the session's runs; computed again only when runs
-        come or go (a run's config never changes), not on every refresh of the diff view."""
-        if self.session.order != self._differing_of:
-            self._differing = differing_keys(list(self.session.records.values()))
-            self._differing_of = self.session.order
+        """Config keys that differ between the table's runs; computed again only when runs
+        come or go or the table shows other launches (a run's config never changes), not on
+        every refresh of the diff view."""
+        of = (self.session.order, self.every_launch, self.chart_group)
+        if of != self._differing_of:
+            self._differing = differing_keys(self.table_records())
+            self._differing_of = of
         return self._differing
 
     def variant_order(self, group: str | None) -> list[str]:

@@ -59,12 +59,11 @@ class ToggleState:
     def lesson_base(self) -> RunConfig:
         """The lesson's own base (defaults for custom), before start options and edits."""
         p = self.preset
-        cfg = p.base_config() if p else DEFAULT
-        return cfg.replace(repeats=p.repeats) if p else cfg
+        return p.base_config().replace(repeats=p.repeats) if p else DEFAULT
 
     def start_base(self) -> RunConfig:
         """Lesson base with the start-up overrides applied: what an unedited run uses."""
-        return self.lesson_base().replace(**self.overrides)
+        return self.lesson_config(self.lesson)
 
     @property
     def edits(self) -> dict[str, Any]:
@@ -141,6 +140,31 @@ class ToggleState:
         self.overrides[key] = RunConfig.from_dict({key: value}).to_dict()[key]
         for edits in self._edits.values():
             edits.pop(key, None)
+
+    # -- remembered between launches of the app (tui.state.prefs) ----------------------------
+    def remembered(self) -> dict[str, dict[str, Any]]:
+        """Every lesson's valid edits (invalid texts are never remembered)."""
+        return {lesson: dict(edits) for lesson, edits in self._edits.items() if edits}
+
+    def restore(self, edits: Mapping[str, Mapping[str, Any]], lesson: str = "") -> None:
+        """Edits from an earlier launch; a start option (`--epochs` …) wins over an edit of
+        the same key, and edits of lessons that are no longer there are dropped."""
+        for key, values in edits.items():
+            if key in self.presets or key == CUSTOM:
+                kept = {k: v for k, v in values.items() if k not in self.overrides}
+                try:
+                    self.lesson_config(key).replace(**kept)
+                except (ConfigError, TypeError, ValueError):
+                    continue  # together they no longer make a valid config: start afresh
+                self._edits[key] = dict(kept)
+        if lesson in self.presets or lesson == CUSTOM:
+            self.lesson = lesson
+
+    def lesson_config(self, key: str) -> RunConfig:
+        """The start base of lesson `key`: its base with the start-up overrides applied."""
+        p = self.presets.get(key)
+        cfg = p.base_config().replace(repeats=p.repeats) if p else DEFAULT
+        return cfg.replace(**self.overrides)
 
     def blocking_error(self) -> tuple[str, str] | None:
         """(key, reason) of the first invalid field, in panel order; None when all are valid."""

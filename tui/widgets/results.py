@@ -13,7 +13,7 @@ from textual.widgets import Static
 from trainer import formats as fmt
 from trainer.config import ConfigError, RunConfig
 from trainer.store.record import RunRecord, RunStatus
-from tui.messages import RunSelected
+from tui.messages import RunSelected, ViewChanged
 from tui.state.columns import (
     SORT_CYCLE,
     Column,
@@ -49,6 +49,14 @@ class ResultsTable(RowTable):
                 tooltip="One row per variant (mean ± std over its repeats); Enter expands it"),
         Binding("c", "toggle_diff", "Diff columns", show=False,
                 tooltip="Show only the config columns whose values differ"),
+        Binding("a", "every_launch(True)", "All launches", show=False,
+                tooltip="Show the runs of every launch (a Launch column tells them apart)"),
+        Binding("a", "every_launch(False)", "This launch", show=False,
+                tooltip="Show only the launch the charts and the verdict are about"),
+        Binding("left_square_bracket", "step_launch(-1)", "Earlier launch", show=False,
+                tooltip="Show the launch before this one"),
+        Binding("right_square_bracket", "step_launch(1)", "Later launch", show=False,
+                tooltip="Show the launch after this one"),
         Binding("escape", "unhighlight", "Unhighlight", show=False,
                 tooltip="Stop highlighting the selected run in the charts"),
     ]
@@ -70,7 +78,7 @@ class ResultsTable(RowTable):
         self._cells_of = -1  # the session `order` the cached '#' cells belong to
         self._variants: VariantCache = {}  # the grouped view's cells, per variant
         self._warming: list[tuple[str, str, list[RunRecord]]] = []  # variants to precompute
-        self._warming_of = -1  # the session `order` the list was made for
+        self._warming_of: object = None  # what the list was made for (see _warm_key)
 
     def _label(self, col: Column) -> Text:
         label = col.label
@@ -122,10 +130,15 @@ class ResultsTable(RowTable):
         """Variant cells are still to be computed ahead (benchmarks wait for this)."""
         session = self.state.session
         return bool(self._warming) or (len(session.records) >= self.WARM_AFTER_RUNS
-                                       and self._warming_of != session.order)
+                                       and self._warming_of != self._warm_key())
+
+    def _warm_key(self) -> tuple[int, bool, str | None]:
+        """The rows a variant list is for: the session's runs and the launches shown."""
+        state = self.state
+        return state.session.order, state.every_launch, state.chart_group
 
     def _start_warming(self) -> None:
-        order = self.state.session.order
+        order = self._warm_key()
         if self._warming_of == order or len(self.state.session.records) < self.WARM_AFTER_RUNS:
             return
         self._warming_of = order
@@ -135,7 +148,7 @@ class ResultsTable(RowTable):
             self.set_timer(0.05, self._warm_step)
 
     def _warm_step(self) -> None:
-        if self.grouped or self._warming_of != self.state.session.order:
+        if self.grouped or self._warming_of != self._warm_key():
             self._warming = []  # grouped: computed as shown; new runs: sync starts over
             return
         columns = self._shown_columns
@@ -203,6 +216,7 @@ class ResultsTable(RowTable):
         self._relabel()
         self.sync()
         self.refresh()
+        self.post_message(ViewChanged())
         direction = "↓" if self.sort_reverse else "↑"
         self.notify(f"Sorted by {col.label} {direction}", timeout=2)
 
@@ -218,8 +232,45 @@ class ResultsTable(RowTable):
 
     def watch_grouped(self, grouped: bool) -> None:
         self.sync()
+        self.post_message(ViewChanged())
         self.notify("One row per variant (mean ± std) · Enter expands" if grouped
                     else "One row per run", timeout=2)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """a offers the other view of launches; [ ] step through launches in "this launch"."""
+        if action == "every_launch":
+            return bool(parameters and parameters[0]) != self.state.every_launch
+        if action == "step_launch":
+            return not self.state.every_launch
+        return True
+
+    def action_every_launch(self, every: bool) -> None:
+        self.state.every_launch = every
+        self.sync()
+        self.post_message(ViewChanged())
+        self.refresh_bindings()
+        self.notify(self.scope_text(), timeout=3)
+
+    def action_step_launch(self, delta: int) -> None:
+        if self.state.step_launch(delta) is None:
+            self.notify("No " + ("earlier" if delta < 0 else "later") + " launch", timeout=2)
+            return
+        self.sync()
+        self.post_message(RunSelected(None))  # the charts and the verdict follow the launch
+        self.notify(self.scope_text(), timeout=3)
+
+    def scope_text(self) -> str:
+        """What the table shows, in words: "Launch L3 of 5 (batch_norm, 14:05)"."""
+        state = self.state
+        numbers = state.launch_numbers()
+        if state.every_launch or not state.chart_group:
+            return f"Every launch: {len(state.session.records)} runs in {len(numbers)} " \
+                   f"launch{'es' * (len(numbers) != 1)} · a: only one launch"
+        runs = state.session.group_runs(state.chart_group)
+        label = state.launch_label(runs[0]) if runs else "?"
+        lesson = runs[0].preset or "custom" if runs else ""
+        return f"Launch {label} of {len(numbers)} ({lesson}, {len(runs)} runs) · " \
+               "[ ]: other launches · a: every launch"
 
     def action_toggle_diff(self) -> None:
         self.diff_only = not self.diff_only
@@ -228,6 +279,7 @@ class ResultsTable(RowTable):
         if self.sort_column not in [c.key for c in columns_for(self.state, diff_only)]:
             self.sort_column, self.sort_reverse = "n", False
         self.sync()
+        self.post_message(ViewChanged())
         self.notify("Only the settings that differ" if diff_only else "All columns",
                     timeout=2)
 

@@ -8,13 +8,15 @@ screen's `ToggleState` and asks it what to show.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, ClassVar
 
 from rich.text import Text
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.css.query import NoMatches
 from textual.geometry import Size
 from textual.validation import ValidationResult, Validator
 from textual.widgets import Input, Label, Select, Static, Switch
@@ -65,6 +67,13 @@ class ToggleSelect(Select, inherit_bindings=False):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter,space", "show_overlay", "Show menu", show=False),
     ]
+
+    def _on_mount(self, event: events.Mount) -> None:
+        # The form is mounted after the first frame; quitting at that moment closes the
+        # Select's children before they compose, and Textual's Select then fails to find its
+        # label (a traceback at exit). Nothing is on screen any more by then.
+        with contextlib.suppress(NoMatches):
+            super()._on_mount(event)
 
 
 def make_control(key: str, value: Any, blink: bool = True) -> Switch | Select | Input:
