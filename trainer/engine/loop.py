@@ -365,7 +365,7 @@ def make_optimizer(cfg: RunConfig, model: nn.Module, cuda: bool,
     params = list(model.parameters())
     if cfg.optimizer == "adam":
         return torch.optim.Adam(params, lr=cfg.lr, eps=ADAM_EPS, fused=fused,
-                                capturable=capturable)
+                                capturable=capturable and cuda)  # a CPU Adam cannot be
     momentum = 0.9 if cfg.optimizer == "sgd_momentum" else 0.0
     return torch.optim.SGD(params, lr=cfg.lr, momentum=momentum, fused=fused)
 
