@@ -32,17 +32,35 @@ from bench_loader import (  # a sibling script, not a package
 )
 
 from trainer.config import RunConfig
-from trainer.engine import data, grouped
+from trainer.engine import data, graphs, grouped
 from trainer.engine.loop import (
     Prep,
     autocast,
     device_name,
     epoch_order,
     make_optimizer,
+    per_sample_loss,
 )
 from trainer.engine.model import build_model
 
 COURSE_TRAIN = 42_500  # training images per course epoch
+
+
+def graphed_step(cfg: RunConfig, device: torch.device, failures: list[str]) -> Callable:
+    """The loop's step as a CUDA graph (trainer.engine.graphs), on the same model as the
+    eager row; a failed capture is noted in `failures` (its row then prints no figure)."""
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg).to(device).to(memory_format=torch.channels_last)
+    model.train()
+    opt = make_optimizer(cfg, model, cuda=True, capturable=True)
+
+    def forward(x: torch.Tensor, y: torch.Tensor) -> graphs.Out3:
+        with autocast(True):
+            logits = model(x)
+            loss = per_sample_loss(logits, y, cfg.loss).mean()
+        return loss, loss, logits
+
+    return graphs.GraphedStep(forward, opt, failures.append)
 
 
 def grouped_step(cfg: RunConfig, n: int, device: torch.device) -> Callable:
@@ -110,16 +128,21 @@ def main() -> None:
                         shuffle=True, drop_last=True, num_workers=args.workers,
                         pin_memory=cuda, persistent_workers=args.workers > 0,
                         generator=torch.Generator().manual_seed(0))
+    graph_failures: list[str] = []
     rows: dict[str, tuple] = {
         f"torchvision Dataset + DataLoader({args.workers})": (
             loader_batches(loader, device, cuda), make_step(cfg, device)[1], b),
         "this loop, eager": (
             on_device_batches(splits, Prep(splits, cfg, cuda), b, device),
             make_step(cfg, device)[1], b),
-        f"this loop, grouped ×{n}": (
-            grouped_batches(splits, Prep(splits, cfg, False), b, n, device),
-            grouped_step(cfg, n, device), n * b),
     }
+    if cuda:  # CUDA graphs exist on CUDA only
+        rows["this loop, graphed"] = (
+            on_device_batches(splits, Prep(splits, cfg, cuda), b, device),
+            graphed_step(cfg, device, graph_failures), b)
+    rows[f"this loop, grouped ×{n}"] = (
+        grouped_batches(splits, Prep(splits, cfg, False), b, n, device),
+        grouped_step(cfg, n, device), n * b)
     rates: dict[str, list[float]] = {name: [] for name in rows}
     for r in range(args.rounds):
         for name, (batches, step, per_step) in rows.items():
@@ -135,12 +158,17 @@ def main() -> None:
           f"{COURSE_TRAIN:,}-image epoch of each run a step trains):")
     for name, rate in median.items():
         runs = rows[name][2] // b
+        if name == "this loop, graphed" and graph_failures:  # it timed eager steps
+            print(f"  {name:{width}s}  not measured: capture failed ({graph_failures[0]})")
+            continue
         print(f"  {name:{width}s}  {rate:10,.0f} images/s  "
               f"{runs * COURSE_TRAIN / rate:8.2f} s/epoch")
-        if name == "this loop, eager":
-            graphed = "n/a on cpu" if not cuda else "not measured: graph capture not built yet"
-            print(f"  {'this loop, graphed':{width}s}  {graphed}")
+        if name == "this loop, eager" and not cuda:
+            print(f"  {'this loop, graphed':{width}s}  n/a on cpu")
     eager, wide = median["this loop, eager"], median[f"this loop, grouped ×{n}"]
+    if cuda and not graph_failures:
+        graphed = median["this loop, graphed"]
+        print(f"  graphed vs eager: {graphed / eager:.2f}× the images/s")
     print(f"  grouped ×{n} vs {n} runs one by one: {wide / eager:.2f}× the images/s "
           f"({n} runs' epochs in {n * COURSE_TRAIN / wide:.2f} s instead of "
           f"{n * COURSE_TRAIN / eager:.2f} s)")

@@ -42,8 +42,9 @@ class WorkerSettings:
     # Repeats that differ only in their seed train as one wide model (trainer.engine.grouped):
     # "auto" = on CUDA only, "on" = everywhere (tests), "off"; "" = $CNN_TUI_GROUP, else auto.
     group: str = ""
-    # Capture the training step as a CUDA graph (CUDA only): "on" | "off"; "" = $CNN_TUI_GRAPHS,
-    # else on. Not a lesson variable: it changes speed, not results, so it is a worker setting.
+    # Capture the training step as a CUDA graph (CUDA only): "auto" (= "on") | "off";
+    # "" = $CNN_TUI_CUDA_GRAPHS, else auto. Not a lesson variable: it changes speed, not
+    # results, so it is a worker setting.
     cuda_graphs: str = ""
 
 
@@ -173,8 +174,12 @@ class Notice:
     level: str = "info"  # "info" | "warning" | "error"
     run_id: str = ""
     # "unsaved": the run's record could not be written (disk full, read-only folder);
-    # "saved": a later save of that run worked again, so the file holds everything.
+    # "saved": a later save of that run worked again, so the file holds everything;
+    # EAGER_NOTICE: its step could not be captured as a CUDA graph and trains eagerly.
     kind: str = ""
+
+
+EAGER_NOTICE = "eager"  # Notice.kind: the run's record then says cuda_graph false
 
 
 Event = (RunStarted | Preparing | Progress | EpochEnd | RunFinished | RunFailed | RunStopped

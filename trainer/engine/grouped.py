@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from trainer.config import RunConfig, shared_step_key
+from trainer.engine import graphs
 from trainer.engine.data import DeviceData
 from trainer.engine.loop import (
     PROGRESS_EVERY_S,
@@ -39,6 +40,7 @@ from trainer.engine.loop import (
     cuda_setup,
     epoch_augment,
     epoch_order,
+    graph_fallback,
     make_optimizer,
     make_schedule,
     penalty,
@@ -230,9 +232,10 @@ def can_group(requests: Sequence[RunRequest]) -> bool:
 
 def train_group(requests: Sequence[RunRequest], source: DeviceData, device: torch.device,
                 emits: Sequence[Callable[[Event], None]],
-                stops: Sequence[Callable[[], bool]]) -> None:
+                stops: Sequence[Callable[[], bool]], cuda_graphs: bool = True) -> None:
     """Train the runs together; each gets the events `loop.train` would send it, on its own
-    `emits[i]`, and ends on its own when `stops[i]()` says so."""
+    `emits[i]`, and ends on its own when `stops[i]()` says so. `cuda_graphs` as in
+    `loop.train`: the wide step is captured the same way."""
     if not can_group(requests):
         raise ValueError("these runs differ in more than their seed: they train alone")
     members = [Member(req, RunConfig.from_dict(req.config), emit, stop)
@@ -252,15 +255,30 @@ def train_group(requests: Sequence[RunRequest], source: DeviceData, device: torc
     torch.manual_seed(cfg.seed)  # the dropout masks: one stream, independent per run
     fmt = torch.channels_last if cuda else torch.contiguous_format
     model = model.to(memory_format=fmt)
-    opt = make_optimizer(cfg, model, cuda)
-    schedule = make_schedule(cfg, opt)
-    penalised = wide_kernels(model)
     n_train = len(data.train_y)
     bounds = batch_bounds(n_train, cfg.batch_size)
     seen = bounds[-1][1]
+    graphed = graphs.wanted(device, cuda_graphs, bounds, cfg.batch_size)
+    opt = make_optimizer(cfg, model, cuda, capturable=graphed)
+    schedule = make_schedule(cfg, opt)
+    penalised = wide_kernels(model)
+
+    def forward(x: torch.Tensor, y: torch.Tensor) -> graphs.Out3:
+        """(objective, each run's mean loss [N], logits [N,B,K]) of the wide batch."""
+        with autocast(cuda):
+            logits = model(x)
+            losses = run_losses(logits, y, cfg.loss)
+        return losses.sum() + penalty(penalised, cfg.l2, cfg.l1), losses, logits
+
+    def fell_back(why: str) -> None:
+        for m in members:
+            if not m.ended:
+                m.emit(graph_fallback(m.run_id, why))
+
+    step_on = graphs.make_step(forward, opt, graphed, fell_back)
     for m in members:
         m.emit(run_started(m.request, m.cfg, source, data, device, count_params(solos[0]),
-                           len(bounds), together=n))
+                           len(bounds), together=n, cuda_graph=graphed))
         m.emit(Preparing(m.run_id, "warming up" + (" (cuDNN picks its kernels)" if cuda else "")))
     prep = Prep(data, cfg, cuda=False)  # NCHW: side_by_side lays the wide input out after
 
@@ -295,14 +313,8 @@ def train_group(requests: Sequence[RunRequest], source: DeviceData, device: torc
                     flips[:, lo:hi].reshape(-1), shifts[:, lo:hi].reshape(-1, 2))
                 x = side_by_side(prep(data.train_x[idx], aug), n, fmt)
                 y = data.train_y[idx].view(n, -1)
-                with autocast(cuda):
-                    logits = model(x)
-                    losses = run_losses(logits, y, cfg.loss)
-                objective = losses.sum() + penalty(penalised, cfg.l2, cfg.l1)
-                opt.zero_grad(set_to_none=True)
-                objective.backward()
-                opt.step()
-                loss_sum += losses.detach() * (hi - lo)
+                losses, logits = step_on(x, y)  # forward, Σ losses + penalty, backward, step
+                loss_sum += losses * (hi - lo)
                 correct += (logits.argmax(-1) == y).sum(1)
                 now = time.perf_counter()
                 if now - last_report >= PROGRESS_EVERY_S:  # the only host sync inside an epoch

@@ -11,7 +11,8 @@ Read it top to bottom like a paper's appendix:
 
 Loss and accuracy sums stay on the device; the host reads them at most ~10 times a second
 (progress) and once per epoch. On CUDA the same code runs with channels_last, bf16 autocast,
-cudnn.benchmark and fused optimisers; on CPU it is fp32 and deterministic for a fixed seed.
+cudnn.benchmark and fused optimisers, and the step is captured as a CUDA graph (see
+`graphs`: same step, one launch); on CPU it is fp32, eager and deterministic for a fixed seed.
 Exceptions propagate: the worker reports them as a failed run.
 """
 
@@ -29,11 +30,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from trainer.config import RunConfig
+from trainer.engine import graphs
 from trainer.engine.data import DeviceData, Splits
 from trainer.engine.model import build_model, count_params, kernels
 from trainer.events import (
+    EAGER_NOTICE,
     EpochEnd,
     Event,
+    Notice,
     Preparing,
     Progress,
     RunDiverged,
@@ -71,8 +75,10 @@ def check_finite(epoch: int, *losses: float) -> None:
 
 
 def train(request: RunRequest, source: DeviceData, device: torch.device,
-          emit: Callable[[Event], None], should_stop: Callable[[], bool]) -> None:
-    """Train one run; emits RunStarted, Progress…, EpochEnd…, then RunFinished or RunStopped."""
+          emit: Callable[[Event], None], should_stop: Callable[[], bool],
+          cuda_graphs: bool = True) -> None:
+    """Train one run; emits RunStarted, Progress…, EpochEnd…, then RunFinished or RunStopped.
+    `cuda_graphs`: capture the step as a CUDA graph where it can be (CUDA only)."""
     cfg = RunConfig.from_dict(request.config)
     run_id = request.run_id
     cuda = device.type == "cuda"
@@ -85,13 +91,25 @@ def train(request: RunRequest, source: DeviceData, device: torch.device,
     model = build_model(cfg).to(device)
     if cuda:
         model = model.to(memory_format=torch.channels_last)  # NHWC: tensor-core friendly convs
-    opt = make_optimizer(cfg, model, cuda)
-    schedule = make_schedule(cfg, opt)
-    penalised = kernels(model)
     n_train = len(data.train_y)
     bounds = batch_bounds(n_train, cfg.batch_size)
     seen = bounds[-1][1]  # images per epoch (n_train, less a dropped lone last image)
-    emit(run_started(request, cfg, source, data, device, count_params(model), len(bounds)))
+    graphed = graphs.wanted(device, cuda_graphs, bounds, cfg.batch_size)
+    opt = make_optimizer(cfg, model, cuda, capturable=graphed)
+    schedule = make_schedule(cfg, opt)
+    penalised = kernels(model)
+
+    def forward(x: torch.Tensor, y: torch.Tensor) -> graphs.Out3:
+        """(objective, data loss, logits) of a batch: what the step minimises and reports."""
+        with autocast(cuda):
+            logits = model(x)
+            loss = per_sample_loss(logits, y, cfg.loss).mean()
+        return loss + penalty(penalised, cfg.l2, cfg.l1), loss, logits
+
+    step_on = graphs.make_step(forward, opt, graphed,
+                               lambda why: emit(graph_fallback(run_id, why)))
+    emit(run_started(request, cfg, source, data, device, count_params(model), len(bounds),
+                     cuda_graph=graphed))
 
     emit(Preparing(run_id, "warming up" + (" (cuDNN picks its kernels)" if cuda else "")))
     prep = Prep(data, cfg, cuda)
@@ -113,14 +131,8 @@ def train(request: RunRequest, source: DeviceData, device: torch.device,
                 idx = order[lo:hi]
                 x = prep(data.train_x[idx], None if aug is None else (aug[0][lo:hi], aug[1][lo:hi]))
                 y = data.train_y[idx]
-                with autocast(cuda):
-                    logits = model(x)
-                    loss = per_sample_loss(logits, y, cfg.loss).mean()
-                objective = loss + penalty(penalised, cfg.l2, cfg.l1)
-                opt.zero_grad(set_to_none=True)
-                objective.backward()
-                opt.step()
-                loss_sum += loss.detach() * (hi - lo)
+                loss, logits = step_on(x, y)  # forward, loss + penalty, backward, opt step
+                loss_sum += loss * (hi - lo)
                 correct += (logits.argmax(1) == y).sum()
                 now = time.perf_counter()
                 if now - last_report >= PROGRESS_EVERY_S:  # the only host sync inside an epoch
@@ -176,7 +188,7 @@ def cuda_setup() -> None:
 
 def run_started(request: RunRequest, cfg: RunConfig, source: DeviceData, data: Splits,
                 device: torch.device, params: int, steps: int,
-                together: int = 1) -> RunStarted:
+                together: int = 1, cuda_graph: bool = False) -> RunStarted:
     """The RunStarted of `request` (shared with the grouped loop, which adds `together`)."""
     return RunStarted(
         run_id=request.run_id, config=cfg.to_dict(), preset=request.preset,
@@ -184,8 +196,16 @@ def run_started(request: RunRequest, cfg: RunConfig, source: DeviceData, data: S
         device=str(device), device_name=device_name(device),
         torch_version=str(torch.__version__), params=params, steps_per_epoch=steps,
         train_size=len(data.train_y), val_size=len(data.val_y), test_size=len(data.test_y),
-        dataset_note=source.note, trained_together=together,
+        dataset_note=source.note, trained_together=together, cuda_graph=cuda_graph,
     )
+
+
+def graph_fallback(run_id: str, why: str) -> Notice:
+    """The one Notice of a run whose step could not be captured: it trains on eagerly (its
+    record then says cuda_graph false, see store.apply)."""
+    return Notice(message=f"CUDA graph capture failed ({why}): this run trains eagerly "
+                  "(same results, slower steps)", level="warning", run_id=run_id,
+                  kind=EAGER_NOTICE)
 
 
 # -- data order and augmentation ---------------------------------------------------------------
@@ -336,12 +356,16 @@ class Best:
 
 # -- optimiser and schedule --------------------------------------------------------------------
 
-def make_optimizer(cfg: RunConfig, model: nn.Module, cuda: bool) -> torch.optim.Optimizer:
-    """No weight_decay: L2/L1 go into the loss, Keras-style (see `penalty`)."""
+def make_optimizer(cfg: RunConfig, model: nn.Module, cuda: bool,
+                   capturable: bool = False) -> torch.optim.Optimizer:
+    """No weight_decay: L2/L1 go into the loss, Keras-style (see `penalty`). `capturable`:
+    Adam keeps its step count on the device, so a CUDA graph may hold its step (SGD always
+    can)."""
     fused = True if cuda else None  # fused kernels: one launch per step instead of per tensor
     params = list(model.parameters())
     if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, eps=ADAM_EPS, fused=fused)
+        return torch.optim.Adam(params, lr=cfg.lr, eps=ADAM_EPS, fused=fused,
+                                capturable=capturable and cuda)  # a CPU Adam cannot be
     momentum = 0.9 if cfg.optimizer == "sgd_momentum" else 0.0
     return torch.optim.SGD(params, lr=cfg.lr, momentum=momentum, fused=fused)
 

@@ -276,11 +276,13 @@ class _Worker:
             source = self.device_data(cfg, device, jobs[0].report)
             loaded = True
             emits = [self.emitter(job.report) for job in jobs]
+            graphed = self.settings.cuda_graphs.strip().lower() != "off"  # else auto: on CUDA
             if len(jobs) == 1:
-                self.loop.train(jobs[0].request, source, device, emits[0], jobs[0].should_stop)
+                self.loop.train(jobs[0].request, source, device, emits[0], jobs[0].should_stop,
+                                cuda_graphs=graphed)
             else:
                 self.grouped.train_group([j.request for j in jobs], source, device, emits,
-                                         [j.should_stop for j in jobs])
+                                         [j.should_stop for j in jobs], cuda_graphs=graphed)
         except _DeviceError as exc:
             failure = ("config", str(exc), "")
         except Exception as exc:

@@ -56,12 +56,21 @@ MAX_DEATHS_IN_A_ROW = 3  # a worker that keeps dying fails the rest of the queue
 MAX_GROUP = 8  # runs trained together at most (a lesson has 3 repeats per variant by default)
 GROUP_ENV = "CNN_TUI_GROUP"  # auto | on | off: WorkerSettings.group when that is unset
 GROUP_MODES = ("auto", "on", "off")
+GRAPHS_ENV = "CNN_TUI_CUDA_GRAPHS"  # auto | on | off: WorkerSettings.cuda_graphs when unset
+GRAPHS_MODES = ("auto", "on", "off")
 
 
 def grouping(settings: WorkerSettings) -> str:
     """The group mode: the setting, else $CNN_TUI_GROUP, else auto (unknown text: auto)."""
     value = (settings.group or os.environ.get(GROUP_ENV, "")).strip().lower()
     return value if value in GROUP_MODES else "auto"
+
+
+def graphing(settings: WorkerSettings) -> str:
+    """The CUDA graph mode: the setting, else $CNN_TUI_CUDA_GRAPHS, else auto (unknown text:
+    auto). "auto" and "on" both graph on CUDA only; "off" never."""
+    value = (settings.cuda_graphs or os.environ.get(GRAPHS_ENV, "")).strip().lower()
+    return value if value in GRAPHS_MODES else "auto"
 
 
 class TrainerProcess:
@@ -78,7 +87,8 @@ class TrainerProcess:
             data_dir=str(settings.data_dir) if settings.data_dir else None,
             log_path=str(settings.log_path) if settings.log_path else None,
         )
-        self.settings = replace(self.settings, group=grouping(self.settings))
+        self.settings = replace(self.settings, group=grouping(self.settings),
+                                cuda_graphs=graphing(self.settings))
         self.store = RunStore(self.settings.runs_dir)
         self._ctx = multiprocessing.get_context("spawn")
         resource_tracker.ensure_running()  # now, not while Textual owns stderr

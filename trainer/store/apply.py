@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from trainer.events import (
+    EAGER_NOTICE,
     EpochEnd,
     Event,
     Notice,
@@ -140,6 +141,8 @@ def apply_event(record: RunRecord | None, event: Event) -> RunRecord:
             error=RunError(kind=event.kind, message=clean(event.message),
                            traceback=clean(event.traceback)))
     # A Notice: warnings and errors stay with the run they concern.
+    if event.kind == EAGER_NOTICE:  # the CUDA graph capture failed: the step ran eagerly
+        record = record.with_changes(env=dataclasses.replace(record.env, cuda_graph=False))
     if event.kind == "saved":
         return record.with_changes(save_error="")
     if event.kind == "unsaved":
