@@ -21,6 +21,7 @@ from trainer.lessons.presets import unknown_preset_message
 from trainer.lessons.summary_csv import lessons_summary_rows, write_summary_rows
 from trainer.store.csvfile import ExportError, default_export_path, write_rows
 from trainer.store.export import CSV_COLUMNS, record_row
+from trainer.store.inside import write_inside_csvs
 from trainer.store.record import RunRecord
 from trainer.store.rowcache import export_rows
 from trainer.store.runstore import RunStore
@@ -76,6 +77,16 @@ def cmd_export(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     n = len(rows)
     console.print(Text(f"wrote {n} run{'s' * (n != 1)} from {folder} to {path}"))
+    if not records:  # the rows came from the row cache: the look-inside data needs records
+        records, _ = store.load()
+    try:
+        inside = write_inside_csvs(records, path)
+    except ExportError as e:
+        err.print(Text(f"cnn-tui: {e.message}", style="red"))
+        return EXIT_FAILED
+    if inside:
+        console.print(Text("wrote layer statistics, confusion matrices and per-class accuracy"
+                           " to " + ", ".join(p.name for p in inside)))
     if args.summary_csv:
         return _export_summaries(args, records)
     return EXIT_OK
