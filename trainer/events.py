@@ -106,6 +106,50 @@ class Progress:
 
 
 @dataclass(frozen=True)
+class LayerStats:
+    """One conv or dense layer measured on the run's probe batch at an epoch's end
+    (see trainer.engine.probes): what its activation puts out and how much its weights learn."""
+
+    name: str  # "conv1" … "dense2", in network order
+    act_mean: float  # mean of the layer's output after its activation (the logits for the last)
+    act_std: float  # population std of the same values
+    off: float | None  # fraction in the activation's flat region: ReLU == 0, sigmoid < .01 or
+    # > .99, |tanh| > .99; None where there is none (leaky ReLU, the logits)
+    grad_norm: float  # L2 norm of dLoss/dWeight (data loss, probe batch)
+
+
+@dataclass(frozen=True)
+class Mistake:
+    """One misclassified test image, by its index into the test set (never its pixels)."""
+
+    index: int
+    true: int  # class index
+    predicted: int
+    confidence: float  # softmax probability of the predicted class
+
+
+CONFIDENCE_BINS = 10  # histogram of the chosen class's probability over [0, 1]
+MAX_MISTAKES = 32
+
+
+@dataclass(frozen=True)
+class TestDiagnosis:
+    """Where the final model is wrong on the test set (best-val weights when keep_best)."""
+
+    classes: tuple[str, ...]  # class names, in label order
+    confusion: tuple[tuple[int, ...], ...]  # [true][predicted] image counts
+    confident_right: tuple[int, ...]  # CONFIDENCE_BINS counts of correct predictions
+    confident_wrong: tuple[int, ...]  # … and of wrong ones
+    mistakes: tuple[Mistake, ...] = ()  # the most confident mistakes, at most MAX_MISTAKES
+
+    @property
+    def class_acc(self) -> tuple[float | None, ...]:
+        """Accuracy per true class (None for a class with no test image)."""
+        return tuple(row[i] / sum(row) if sum(row) else None
+                     for i, row in enumerate(self.confusion))
+
+
+@dataclass(frozen=True)
 class EpochEnd:
     run_id: str
     epoch: int  # 1-based
@@ -117,6 +161,7 @@ class EpochEnd:
     seconds: float
     is_best: bool  # best val loss so far (the kept checkpoint when keep_best)
     lr_dropped: bool  # the schedule lowered the lr after this epoch
+    layers: tuple[LayerStats, ...] = ()  # the probe batch's layer statistics (may be off)
 
 
 @dataclass(frozen=True)
@@ -131,6 +176,7 @@ class RunFinished:
     train_seconds: float
     images_per_s: float
     early_stopped: bool = False
+    diagnosis: TestDiagnosis | None = None  # None: not measured
 
 
 @dataclass(frozen=True)

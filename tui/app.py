@@ -44,6 +44,7 @@ from tui.bridge import Bridge
 from tui.messages import BridgeProblem, TrainerEvents, ViewChanged
 from tui.screens.dialogs import ChoicesScreen, ConfirmScreen, DataMissingScreen, ExportScreen
 from tui.screens.help import NAVIGATION, HelpScreen, binding_rows
+from tui.screens.inside import InsideScreen
 from tui.screens.main import SPLIT_WIDTH, MainScreen
 from tui.state import prefs
 from tui.state.columns import columns_for
@@ -630,6 +631,7 @@ class CnnTuiApp(App):
             ("Main screen", binding_rows(MainScreen.BINDINGS)),
             ("Toggles", binding_rows(ToggleForm.BINDINGS)),
             ("Results table", binding_rows(ResultsTable.BINDINGS)),
+            ("Inside view", binding_rows(InsideScreen.BINDINGS)),
             ("Lesson text", [("enter", "in the lesson list: read the lesson (arrows scroll)"),
                              *binding_rows(LessonView.BINDINGS)]),
             ("Moving around", NAVIGATION),
@@ -649,6 +651,8 @@ class CnnTuiApp(App):
                             self.action_stop_run)
         yield SystemCommand("Cancel queue", "Drop every queued run (X)",
                             self.action_cancel_queue)
+        yield SystemCommand("Inside the network", "Layer statistics, confusion matrix and "
+                            "confidence of the shown launch (i)", self.main.action_inside)
         yield SystemCommand("Export CSV", "Write the results table to a CSV file (e)",
                             self.action_export)
         yield SystemCommand("Switch dataset", "CIFAR-10 ⇄ synthetic offline data (d)",

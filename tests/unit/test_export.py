@@ -137,13 +137,15 @@ def test_readme_lists_every_csv_column_in_order():
     """The README is where people look the columns up: it must say exactly what is written."""
     from trainer.lessons.summary_csv import SUMMARY_COLUMNS, VERDICT_COLUMNS
     from trainer.store.export import HISTORY_COLUMNS
+    from trainer.store.inside import CLASS_ACC_COLUMNS, CONFUSION_COLUMNS, LAYER_COLUMNS
 
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
     section = readme[readme.index("### CSV files"):]
     listed = [" ".join(m.split()).split(", ")
               for m in re.findall(r"`(run_id, [^`]*|preset, launch, [^`]*)`", section)]
     assert listed == [list(CSV_COLUMNS), list(HISTORY_COLUMNS), list(SUMMARY_COLUMNS),
-                      list(VERDICT_COLUMNS)]
+                      list(VERDICT_COLUMNS), list(LAYER_COLUMNS), list(CONFUSION_COLUMNS),
+                      list(CLASS_ACC_COLUMNS)]
 
 
 def test_history_csv_has_a_row_per_run_and_epoch(tmp_path):

@@ -21,6 +21,7 @@ from trainer.lessons.presets import unknown_preset_message
 from trainer.lessons.summary_csv import lessons_tables, write_tables
 from trainer.store.csvfile import ExportError, default_export_path, write_rows
 from trainer.store.export import CSV_COLUMNS, record_row, write_history_csv
+from trainer.store.inside import write_inside_csvs
 from trainer.store.record import RunRecord
 from trainer.store.rowcache import export_rows
 from trainer.store.runstore import RunStore
@@ -58,7 +59,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     folder = runs_dir(args)
     store = RunStore(folder)
     records: list[RunRecord] = []
-    if args.summary_csv or args.history_csv:  # these need every record's curves
+    if args.summary_csv or args.history_csv or args.inside:  # these need whole records
         records, warnings = store.load()
         rows = [record_row(rec) for rec in records]
     else:
@@ -85,6 +86,15 @@ def cmd_export(args: argparse.Namespace) -> int:
         except ExportError as e:
             err.print(Text(f"cnn-tui: {e.message}", style="red"))
             code = EXIT_FAILED
+    if args.inside:
+        try:
+            inside = write_inside_csvs(records, path)
+        except ExportError as e:
+            err.print(Text(f"cnn-tui: {e.message}", style="red"))
+            return EXIT_FAILED
+        if inside:
+            console.print(Text("wrote layer statistics, confusion matrices and per-class "
+                               "accuracy to " + ", ".join(p.name for p in inside)))
     if args.summary_csv:
         code = max(code, _export_summaries(args, records))
     return code

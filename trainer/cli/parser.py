@@ -116,6 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="output file (default: ./cnn-tui-results-<time>.csv)")
     exp.add_argument("--history-csv", metavar="FILE",
                      help="also write every epoch of every run (one row per run and epoch)")
+    exp.add_argument("--inside", action="store_true",
+                     help="also write layer statistics, confusion matrices and per-class "
+                          "accuracy beside the CSV (FILE-layers/-confusion/-class-acc.csv)")
     exp.add_argument("--summary-csv", metavar="FILE",
                      help="also write the statistics of every lesson launch in the store, "
                           "and their claims and verdicts beside it (FILE-verdict.csv)")

@@ -21,6 +21,7 @@ from trainer.lessons.preset import Preset
 from trainer.lessons.report import stats_table
 from trainer.lessons.stats import lesson_stats
 from trainer.lessons.verdict import make_verdict
+from trainer.store.inside import class_acc_by_variant
 from trainer.store.record import RunRecord, RunStatus
 
 STATUS_STYLES = {RunStatus.FINISHED: "green", RunStatus.FAILED: "red",
@@ -167,6 +168,22 @@ def results_table(records: list[RunRecord], preset: Preset | None = None,
     keep = [i for i, (name, _) in enumerate(headers) if name not in skip]
     return fitted_table(title, [headers[i] for i in keep], [[r[i] for i in keep] for r in rows],
                         width, drop=RESULT_DROP, wrap=("variant", "settings", "status"))
+
+
+def class_acc_table(records: list[RunRecord]) -> Table | None:
+    """Test accuracy per class (rows) and variant (columns, mean over repeats); None when no
+    run has a test diagnosis. Class names come from run files: Text only."""
+    classes, by_variant = class_acc_by_variant(records)
+    if not by_variant:
+        return None
+    table = Table(title=Text("Test accuracy per class"), title_justify="left",
+                  header_style="bold")
+    table.add_column("class")
+    for variant in by_variant:
+        table.add_column(Text(variant), justify="right")
+    for i, name in enumerate(classes):
+        table.add_row(Text(name), *(fmt.pct(accs[i]) for accs in by_variant.values()))
+    return table
 
 
 STATS_DROP = ("params", "s/epoch", "best epoch", "95% CI", "best val acc", "runs")

@@ -27,7 +27,7 @@ from trainer.cli.output import (
     runs_dir,
 )
 from trainer.cli.parser import UsageError, resolve_overrides
-from trainer.cli.render import lesson_report, results_table
+from trainer.cli.render import class_acc_table, lesson_report, results_table
 from trainer.config import RunConfig
 from trainer.events import RunFailed, RunRequest, WorkerSettings
 from trainer.host.session import RunSession, TrainerHandle
@@ -127,6 +127,9 @@ def cmd_run(args: argparse.Namespace, make_trainer: MakeTrainer | None = None) -
     records = ordered([session.records[i] for i in ids], requests)
     console.print(results_table(records, preset, console.width))
     shown = [r for r in records if r.status is not RunStatus.CANCELLED]
+    per_class = class_acc_table(shown)
+    if per_class is not None:
+        console.print(per_class)
     if preset is not None and any(r.status is RunStatus.FINISHED for r in records):
         for renderable in lesson_report(preset, shown, console.width):
             console.print(renderable)

@@ -33,6 +33,7 @@ from trainer.config import RunConfig
 from trainer.engine import graphs
 from trainer.engine.data import DeviceData, Splits
 from trainer.engine.model import build_model, count_params, kernels
+from trainer.engine.probes import PROBE_SIZE, Predictions, Probe
 from trainer.events import (
     EAGER_NOTICE,
     EpochEnd,
@@ -76,9 +77,12 @@ def check_finite(epoch: int, *losses: float) -> None:
 
 def train(request: RunRequest, source: DeviceData, device: torch.device,
           emit: Callable[[Event], None], should_stop: Callable[[], bool],
-          cuda_graphs: bool = True) -> None:
+          cuda_graphs: bool = True, probes: bool = True) -> None:
     """Train one run; emits RunStarted, Progress…, EpochEnd…, then RunFinished or RunStopped.
-    `cuda_graphs`: capture the step as a CUDA graph where it can be (CUDA only)."""
+
+    `cuda_graphs`: capture the step as a CUDA graph where it can be (CUDA only). `probes`:
+    measure layer statistics each epoch and diagnose the test set (see probes.py); off only
+    to time their cost."""
     cfg = RunConfig.from_dict(request.config)
     run_id = request.run_id
     cuda = device.type == "cuda"
@@ -113,6 +117,8 @@ def train(request: RunRequest, source: DeviceData, device: torch.device,
 
     emit(Preparing(run_id, "warming up" + (" (cuDNN picks its kernels)" if cuda else "")))
     prep = Prep(data, cfg, cuda)
+    probe = Probe(model, prep(data.val_x[:PROBE_SIZE]), data.val_y[:PROBE_SIZE],
+                  lambda out, y: per_sample_loss(out, y, cfg.loss).mean()) if probes else None
     best = Best()
     epochs_done, train_images, train_time, total_time = 0, 0, 0.0, 0.0
     early_stopped = False
@@ -147,6 +153,7 @@ def train(request: RunRequest, source: DeviceData, device: torch.device,
             val_loss, val_acc = evaluate(model, data.val_x, data.val_y, prep, cfg.loss, cuda,
                                          should_stop)
             check_finite(epoch, train_loss, val_loss)
+            layers = probe.measure() if probe is not None else ()
             lr = opt.param_groups[0]["lr"]
             is_best = best.update(epoch, val_loss, val_acc, model if cfg.keep_best else None)
             schedule_step(schedule, val_loss)
@@ -156,15 +163,16 @@ def train(request: RunRequest, source: DeviceData, device: torch.device,
             train_time, total_time = train_time + t_train, total_time + seconds
             emit(EpochEnd(run_id=run_id, epoch=epoch, train_loss=train_loss, train_acc=train_acc,
                           val_loss=val_loss, val_acc=val_acc, lr=lr, seconds=seconds,
-                          is_best=is_best, lr_dropped=lr_dropped))
+                          is_best=is_best, lr_dropped=lr_dropped, layers=layers))
             if cfg.early_stop_patience and epoch - best.epoch >= cfg.early_stop_patience:
                 early_stopped = epoch < cfg.epochs
                 break
 
         if cfg.keep_best and best.state is not None:
             model.load_state_dict(best.state)
+        predictions = Predictions() if probes else None
         test_loss, test_acc = evaluate(model, data.test_x, data.test_y, prep, cfg.loss, cuda,
-                                       should_stop)
+                                       should_stop, predictions)
     except Stopped:
         emit(RunStopped(run_id=run_id, epochs_done=epochs_done))
         return
@@ -176,6 +184,8 @@ def train(request: RunRequest, source: DeviceData, device: torch.device,
         best_val_acc=best.val_acc, best_val_loss=best.val_loss, epochs_done=epochs_done,
         train_seconds=total_time, images_per_s=train_images / max(train_time, 1e-9),
         early_stopped=early_stopped,
+        diagnosis=(predictions.diagnose(data.test_y, source.raw.classes)
+                   if predictions is not None else None),
     ))
 
 
@@ -318,8 +328,10 @@ def penalty(weights: list[torch.Tensor], l2: float, l1: float) -> torch.Tensor |
 
 @torch.no_grad()
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, prep: Prep, loss_kind: str,
-             cuda: bool, should_stop: Callable[[], bool]) -> tuple[float, float]:
-    """Mean data loss and accuracy over a split, in eval mode; one host sync at the end."""
+             cuda: bool, should_stop: Callable[[], bool],
+             keep: Predictions | None = None) -> tuple[float, float]:
+    """Mean data loss and accuracy over a split, in eval mode; one host sync at the end.
+    `keep` collects each image's predicted class and probability (the test diagnosis)."""
     model.eval()
     batch = 2048 if cuda else 500
     loss_sum = torch.zeros((), device=x.device)
@@ -332,6 +344,8 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, prep: Prep, los
             logits = model(prep(x[lo:lo + batch]))
         loss_sum += per_sample_loss(logits, yb, loss_kind).sum()
         correct += (logits.argmax(1) == yb).sum()
+        if keep is not None:
+            keep.add(logits)
     n = max(len(y), 1)
     return loss_sum.item() / n, correct.item() / n
 

@@ -59,8 +59,12 @@ def _plain(value: Any) -> Any:
         return float(value)
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
+    if isinstance(value, tuple):
+        return tuple(_plain(v) for v in value)
+    if isinstance(value, list):
         return [_plain(v) for v in value]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return plain_event(value)  # type: ignore[arg-type]  # nested: LayerStats, TestDiagnosis
     if hasattr(value, "item"):  # numpy / torch scalars
         return _plain(value.item())
     return str(value)

@@ -30,6 +30,7 @@ from trainer.formats import short_float
 from trainer.store.liveness import host_name
 from trainer.store.record import (
     EpochRow,
+    ProbeEpoch,
     RunEnv,
     RunError,
     RunRecord,
@@ -115,7 +116,8 @@ def apply_event(record: RunRecord | None, event: Event) -> RunRecord:
         history = tuple(sorted((*(h for h in record.history if h.epoch != event.epoch), row),
                                key=lambda h: h.epoch))
         return record.with_changes(history=history, updated=stamp,
-                                   summary=_epoch_summary(history, record.summary))
+                                   summary=_epoch_summary(history, record.summary),
+                                   probes=_probes(record.probes, event))
     if isinstance(event, RunFinished):
         summary = RunSummary(
             test_loss=event.test_loss, test_acc=event.test_acc, best_epoch=event.best_epoch,
@@ -123,7 +125,7 @@ def apply_event(record: RunRecord | None, event: Event) -> RunRecord:
             epochs_done=event.epochs_done, train_seconds=event.train_seconds,
             images_per_s=event.images_per_s, early_stopped=event.early_stopped)
         return record.with_changes(status=RunStatus.FINISHED, summary=summary, error=None,
-                                   updated=stamp)
+                                   updated=stamp, diagnosis=event.diagnosis)
     if isinstance(event, RunStopped):
         return record.with_changes(
             status=RunStatus.STOPPED, updated=stamp,
@@ -154,6 +156,14 @@ def apply_event(record: RunRecord | None, event: Event) -> RunRecord:
     return record.with_changes(notices=(*record.notices, message), updated=stamp)
 
 
+def _probes(probes: tuple[ProbeEpoch, ...], event: EpochEnd) -> tuple[ProbeEpoch, ...]:
+    """The probes with this epoch's layer statistics (replacing a repeated epoch's)."""
+    if not event.layers:
+        return probes
+    kept = (p for p in probes if p.epoch != event.epoch)
+    return tuple(sorted((*kept, ProbeEpoch(event.epoch, event.layers)), key=lambda p: p.epoch))
+
+
 def diverged_message(event: RunDiverged, record: RunRecord) -> str:
     """'diverged in epoch 3: the loss became nan (lr 0.01)'."""
     lr = record.config.get("lr")
@@ -177,7 +187,8 @@ def terminal_event(record: RunRecord) -> Event | None:
                 best_val_acc=float(best_val_acc or 0.0),
                 best_val_loss=float(best_val_loss or 0.0), epochs_done=int(epochs_done or 0),
                 train_seconds=float(train_seconds or 0.0),
-                images_per_s=float(images_per_s or 0.0), early_stopped=s.early_stopped)
+                images_per_s=float(images_per_s or 0.0), early_stopped=s.early_stopped,
+                diagnosis=record.diagnosis)
     if record.status is RunStatus.STOPPED:
         return RunStopped(run_id=record.run_id, epochs_done=record.epochs_done)
     if record.status is RunStatus.DIVERGED:

@@ -13,9 +13,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from trainer.config import KEYS, ConfigError, normalize
+from trainer.events import LayerStats, Mistake, TestDiagnosis
 from trainer.store.record import (
+    LAYER_FIELDS,
     SCHEMA_VERSION,
     EpochRow,
+    ProbeEpoch,
     RunEnv,
     RunError,
     RunRecord,
@@ -28,6 +31,14 @@ from trainer.text import clean
 MAX_TEXT = 20_000  # longer text fields are cut (a traceback, a fix-it message)
 MAX_HISTORY = 100_000  # epochs; a real run has at most a few thousand
 MAX_INT = 2**53  # counts, sizes, pids: far above any real one, and exact as a JSON number
+# Bounds of the look-inside data: a run has 1–1000 epochs, the course CNN 8 layers and 10
+# classes, and the loop keeps 32 mistakes in 10 bins; the limits leave room, never megabytes.
+MAX_PROBE_EPOCHS = 1000
+MAX_LAYERS = 64
+MAX_CLASSES = 100
+MAX_BINS = 100
+MAX_MISTAKES = 100
+MAX_NAME = 100
 
 
 class RecordError(ValueError):
@@ -240,6 +251,97 @@ def _notices(doc: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(clean(n[:MAX_TEXT], single_line=True) for n in raw[:100])
 
 
+def _list(value: Any, where: str, most: int, least: int = 0) -> list[Any]:
+    if not isinstance(value, list):
+        raise RecordError(where, f"must be a list, got {_kind(value)}")
+    if not least <= len(value) <= most:
+        raise RecordError(where, f"has {len(value)} items (from {least} to {most} allowed)")
+    return value
+
+
+def _numbers(value: Any, where: str, length: int, nullable: bool = False) -> list[float | None]:
+    """A list of exactly `length` numbers (or nulls, when `nullable`)."""
+    items = _list(value, where, length, length)
+    if all(type(v) in _FLOATS for v in items):  # the common case, fast
+        return [float(v) for v in items]
+    out: list[float | None] = []
+    for i, v in enumerate(items):
+        if v is None and nullable:
+            out.append(None)
+        elif isinstance(v, bool) or not isinstance(v, int | float):
+            raise RecordError(f"{where}[{i}]", f"must be a number, got {_kind(v)}")
+        else:
+            out.append(float(v))
+    return out
+
+
+def _counts(value: Any, where: str, length: int | None = None, most: int = MAX_BINS
+            ) -> tuple[int, ...]:
+    items = _list(value, where, length or most, length or 1)
+    box = {f"[{i}]": v for i, v in enumerate(items)}
+    return tuple(_int(box, key, where, default=0) or 0 for key in box)
+
+
+def _probes(doc: Mapping[str, Any]) -> tuple[ProbeEpoch, ...]:
+    """The per-layer series (see record.probes_json); absent: not recorded."""
+    raw = doc.get("probes")
+    if raw is None:
+        return ()
+    if not isinstance(raw, dict):
+        raise RecordError("probes", f"must be an object, got {_kind(raw)}")
+    epochs = _list(raw.get("epochs"), "probes.epochs", MAX_PROBE_EPOCHS)
+    numbers = {f"[{i}]": e for i, e in enumerate(epochs)}
+    epoch_ids = [_int(numbers, key, "probes.epochs", lo=1) or 1 for key in numbers]
+    layers = _list(raw.get("layers"), "probes.layers", MAX_LAYERS)
+    series: list[tuple[str, list[list[float | None]]]] = []
+    for i, layer in enumerate(layers):
+        where = f"probes.layers[{i}]"
+        if not isinstance(layer, dict):
+            raise RecordError(where, f"must be an object, got {_kind(layer)}")
+        name = _text(layer, "name", where + ".")[:MAX_NAME]
+        series.append((name, [_numbers(layer.get(f), f"{where}.{f}", len(epoch_ids),
+                                       nullable=f == "off") for f in LAYER_FIELDS]))
+    out = []
+    for j, epoch in enumerate(epoch_ids):
+        stats = []
+        for name, (mean, std, off, grad) in series:
+            stats.append(LayerStats(name=name, act_mean=mean[j] or 0.0, act_std=std[j] or 0.0,
+                                    off=off[j], grad_norm=grad[j] or 0.0))
+        out.append(ProbeEpoch(epoch, tuple(stats)))
+    return tuple(out)
+
+
+def _diagnosis(doc: Mapping[str, Any]) -> TestDiagnosis | None:
+    """The test diagnosis; absent: not recorded. `class_acc` is recomputed, not read."""
+    if doc.get("test_diagnosis") is None:
+        return None
+    raw = _object(doc, "test_diagnosis")
+    w = "test_diagnosis."
+    names = _list(raw.get("classes"), w + "classes", MAX_CLASSES, 1)
+    if not all(isinstance(n, str) for n in names):
+        raise RecordError(w + "classes", "must be a list of texts")
+    k = len(names)
+    rows = _list(raw.get("confusion"), w + "confusion", k, k)
+    matrix = tuple(_counts(row, f"{w}confusion[{i}]", k) for i, row in enumerate(rows))
+    right = _counts(raw.get("confident_right"), w + "confident_right")
+    wrong = _counts(raw.get("confident_wrong"), w + "confident_wrong", len(right))
+    mistakes = []
+    for i, m in enumerate(_list(raw.get("mistakes", []), w + "mistakes", MAX_MISTAKES)):
+        where = f"{w}mistakes[{i}]."
+        if not isinstance(m, dict):
+            raise RecordError(where[:-1], f"must be an object, got {_kind(m)}")
+        true, predicted = _int(m, "true", where, default=0) or 0, \
+            _int(m, "predicted", where, default=0) or 0
+        if true >= k or predicted >= k:
+            raise RecordError(where + ("true" if true >= k else "predicted"),
+                              f"must be a class index below {k}")
+        mistakes.append(Mistake(index=_int(m, "index", where, default=0) or 0, true=true,
+                                predicted=predicted, confidence=_number(m, "confidence", where)))
+    return TestDiagnosis(classes=tuple(clean(n[:MAX_NAME], single_line=True) for n in names),
+                         confusion=matrix, confident_right=right, confident_wrong=wrong,
+                         mistakes=tuple(mistakes))
+
+
 def parse_record(doc: Any) -> RunRecord:
     """A checked RunRecord from a JSON document; RecordError names the first bad field."""
     if not isinstance(doc, dict):
@@ -274,4 +376,6 @@ def parse_record(doc: Any) -> RunRecord:
         summary=_summary(doc),
         error=_error(doc),
         notices=_notices(doc),
+        probes=_probes(doc),
+        diagnosis=_diagnosis(doc),
     )

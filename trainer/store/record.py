@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, NamedTuple
 
-from trainer.events import RunRequest
+from trainer.events import LayerStats, RunRequest, TestDiagnosis
 from trainer.text import clean, first_line
 
 SCHEMA_VERSION = 1
@@ -72,6 +72,16 @@ class EpochRow(NamedTuple):
     seconds: float
     is_best: bool = False  # best val loss so far (the kept checkpoint when keep_best)
     lr_dropped: bool = False  # the schedule lowered the lr after this epoch
+
+
+class ProbeEpoch(NamedTuple):
+    """The layer statistics of one epoch (see trainer.engine.probes), in network order."""
+
+    epoch: int
+    layers: tuple[LayerStats, ...]
+
+
+LAYER_FIELDS = ("act_mean", "act_std", "off", "grad_norm")  # the per-layer series in JSON
 
 
 @dataclass(frozen=True)
@@ -151,6 +161,8 @@ class RunRecord:
     summary: RunSummary = field(default_factory=RunSummary)
     error: RunError | None = None
     notices: tuple[str, ...] = ()  # warnings met during the run (store I/O, data)
+    probes: tuple[ProbeEpoch, ...] = ()  # per-epoch layer statistics; () = not recorded
+    diagnosis: TestDiagnosis | None = None  # where the final model is wrong; None = not recorded
     # Why the run's file on disk is behind what a client saw (never itself written to disk).
     save_error: str = ""
 
@@ -228,6 +240,10 @@ class RunRecord:
         }
         if self.notices:
             doc["notices"] = list(self.notices)
+        if self.probes:
+            doc["probes"] = probes_json(self.probes)
+        if self.diagnosis is not None:
+            doc["test_diagnosis"] = diagnosis_json(self.diagnosis)
         return doc
 
     @classmethod
@@ -238,3 +254,29 @@ class RunRecord:
         return cls(run_id=request.run_id, config=dict(request.config), preset=request.preset,
                    variant=request.variant, repeat=request.repeat, group=request.group,
                    status=status, created=created, updated=created)
+
+
+def probes_json(probes: tuple[ProbeEpoch, ...]) -> dict[str, Any]:
+    """Columns, not rows: one series per layer and statistic (a third of the size of one
+    object per layer and epoch). Epochs whose layers differ from the first's are left out."""
+    names = [layer.name for layer in probes[0].layers]
+    kept = [p for p in probes if [layer.name for layer in p.layers] == names]
+    return {
+        "epochs": [p.epoch for p in kept],
+        "layers": [{"name": name, **{f: [getattr(p.layers[i], f) for p in kept]
+                                     for f in LAYER_FIELDS}}
+                   for i, name in enumerate(names)],
+    }
+
+
+def diagnosis_json(d: TestDiagnosis) -> dict[str, Any]:
+    """The test diagnosis; `class_acc` is written for people reading the file (the parser
+    recomputes it from the matrix)."""
+    return {
+        "classes": list(d.classes),
+        "confusion": [list(row) for row in d.confusion],
+        "class_acc": list(d.class_acc),
+        "confident_right": list(d.confident_right),
+        "confident_wrong": list(d.confident_wrong),
+        "mistakes": [dataclasses.asdict(m) for m in d.mistakes],
+    }

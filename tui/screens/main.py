@@ -28,6 +28,7 @@ from textual.widget import MountError
 from textual.widgets import ContentSwitcher, Footer, Header, Static, Tab, Tabs
 
 from tui.messages import LessonChosen, RunSelected, TogglesChanged, ViewChanged
+from tui.screens.inside import InsideScreen
 from tui.state.runs import RunsView
 from tui.state.toggles import ToggleState
 from tui.widgets.charts import ChartLegend, ChartView, CurveChart
@@ -58,6 +59,8 @@ class MainScreen(Screen):
                 "in place of the results table"),
         Binding("v", "verdict_view(False)", "Table", tooltip="Runs: back to the results "
                 "table (esc too)"),
+        Binding("i", "inside", "Inside", tooltip="Runs: look inside the network — layer "
+                "statistics per epoch, the test confusion matrix and confidence, per variant"),
         Binding("r", "app.run_lesson", "Run lesson", tooltip="Run every variant × repeat of "
                 "the selected lesson (queued on the trainer)"),
         Binding("t", "app.run_toggles", "Run toggles",
@@ -291,6 +294,8 @@ class MainScreen(Screen):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """v offers the verdict where the runs are shown, and the table while swapped."""
+        if action == "inside":
+            return self.runs_visible()
         if action == "verdict_view":
             return self.runs_visible() and bool(parameters and parameters[0]) != \
                 self.verdict_view
@@ -300,6 +305,13 @@ class MainScreen(Screen):
     def action_tab(self, name: str) -> None:
         self.page = name
         self.focus_tab(name)
+
+    def action_inside(self) -> None:
+        """The Inside view of the launch the charts show."""
+        group = self.runs.chart_runs()
+        preset = self.toggles.presets.get(group[0].preset) if group else None
+        title = preset.title if preset else ("Custom run" if group else "no launch yet")
+        self.app.push_screen(InsideScreen(self.runs, title))
 
     def action_verdict_view(self, on: bool) -> None:
         self.verdict_view = on

@@ -1,0 +1,111 @@
+"""The look-inside data in the run record: folded from events, stored, parsed, bounded."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+from helpers.inside import diagnosis, layers
+
+from trainer.events import EpochEnd, RunFinished, RunStarted
+from trainer.store.apply import apply_event, terminal_event
+from trainer.store.parse import RecordError, parse_record
+from trainer.store.record import RunRecord
+
+
+def started() -> RunStarted:
+    return RunStarted(run_id="r1", config={"epochs": 30}, preset="batch_norm", variant="BN on",
+                      repeat=0, group="g", device="cpu", device_name="cpu", torch_version="2",
+                      params=900_000, steps_per_epoch=665, train_size=42_500, val_size=7_500,
+                      test_size=10_000)
+
+
+def epoch(n: int, with_layers: bool = True) -> EpochEnd:
+    return EpochEnd(run_id="r1", epoch=n, train_loss=1.0, train_acc=0.5, val_loss=1.1,
+                    val_acc=0.5, lr=0.001, seconds=20.0, is_best=True, lr_dropped=False,
+                    layers=layers(n) if with_layers else ())
+
+
+def finished(with_diagnosis: bool = True) -> RunFinished:
+    return RunFinished(run_id="r1", test_loss=1.0, test_acc=0.7, best_epoch=30,
+                       best_val_acc=0.7, best_val_loss=1.0, epochs_done=30, train_seconds=600,
+                       images_per_s=2000, diagnosis=diagnosis() if with_diagnosis else None)
+
+
+def course_run(epochs: int = 30) -> RunRecord:
+    record = apply_event(None, started())
+    for n in range(1, epochs + 1):
+        record = apply_event(record, epoch(n))
+    return apply_event(record, finished())
+
+
+def test_events_fold_into_the_record_and_survive_json():
+    record = course_run()
+    assert [p.epoch for p in record.probes] == list(range(1, 31))
+    assert record.probes[4].layers == layers(5)
+    assert record.diagnosis == diagnosis()
+    again = parse_record(json.loads(json.dumps(record.to_json())))
+    assert again.probes == record.probes and again.diagnosis == record.diagnosis
+    assert again.diagnosis is not None and again.diagnosis.class_acc[0] == pytest.approx(0.7)
+    lost = terminal_event(record)  # a lost RunFinished rebuilt from the record keeps it
+    assert isinstance(lost, RunFinished) and lost.diagnosis == record.diagnosis
+
+
+def test_a_repeated_epoch_replaces_its_statistics():
+    record = apply_event(apply_event(course_run(3), epoch(2)), epoch(2))
+    assert [p.epoch for p in record.probes] == [1, 2, 3]
+
+
+def test_records_without_the_data_parse_as_not_recorded():
+    record = apply_event(apply_event(apply_event(None, started()), epoch(1, False)),
+                         finished(False))
+    doc = record.to_json()
+    assert "probes" not in doc and "test_diagnosis" not in doc
+    parsed = parse_record(json.loads(json.dumps(doc)))
+    assert parsed.probes == () and parsed.diagnosis is None
+
+
+def test_a_30_epoch_course_run_stays_small():
+    text = json.dumps(course_run().to_json(), indent=1, ensure_ascii=False)  # as the store writes
+    assert len(text.encode()) < 100_000
+
+
+def broken(change) -> str:
+    doc = course_run(2).to_json()
+    doc = copy.deepcopy(doc)
+    change(doc)
+    with pytest.raises(RecordError) as err:
+        parse_record(doc)
+    return err.value.field
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    (lambda d: d.update(probes=[1]), "probes"),
+    (lambda d: d["probes"].update(epochs=[1, "x"]), "probes.epochs[1]"),
+    (lambda d: d["probes"].update(epochs=list(range(1, 2000))), "probes.epochs"),
+    (lambda d: d["probes"]["layers"][3].update(act_std=[1.0]), "probes.layers[3].act_std"),
+    (lambda d: d["probes"]["layers"][0]["grad_norm"].__setitem__(1, "big"),
+     "probes.layers[0].grad_norm[1]"),
+    (lambda d: d["probes"]["layers"].__setitem__(2, None), "probes.layers[2]"),
+    (lambda d: d["test_diagnosis"].update(confusion=[[1]]), "test_diagnosis.confusion"),
+    (lambda d: d["test_diagnosis"]["confusion"][4].__setitem__(2, -3),
+     "test_diagnosis.confusion[4][2]"),
+    (lambda d: d["test_diagnosis"].update(classes=[{}] * 10), "test_diagnosis.classes"),
+    (lambda d: d["test_diagnosis"]["mistakes"][0].update(predicted=10),
+     "test_diagnosis.mistakes[0].predicted"),
+    (lambda d: d["test_diagnosis"].update(mistakes=[{}] * 500), "test_diagnosis.mistakes"),
+    (lambda d: d["test_diagnosis"].update(confident_wrong=[0]),
+     "test_diagnosis.confident_wrong"),
+])
+def test_bad_fields_are_named(change, field):
+    assert broken(change) == field
+
+
+def test_text_from_the_file_is_made_safe():
+    doc = course_run(1).to_json()
+    doc["test_diagnosis"]["classes"][0] = "[bold]cat\x1b[2J"
+    doc["probes"]["layers"][0]["name"] = "conv\x07"
+    parsed = parse_record(doc)
+    assert parsed.diagnosis is not None and parsed.diagnosis.classes[0] == "[bold]cat␛[2J"
+    assert parsed.probes[0].layers[0].name == "conv␇"

@@ -1,0 +1,120 @@
+"""The Inside view: opened with i from the Runs tab, one column per variant, the strips and
+the confusion matrix of recorded runs, "not recorded" for older ones; snapshots at 80×24 and
+200×50."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from helpers import wait_for
+from helpers.fake_trainer import FakeTrainer
+from helpers.inside import diagnosis, layers
+
+from trainer.events import EpochEnd, RunFinished
+from trainer.lessons.planning import build_requests
+from trainer.lessons.presets import load_presets
+from trainer.store.apply import apply_event
+from trainer.store.record import RunEnv, RunRecord, RunStatus
+from trainer.store.runstore import RunStore
+from tui.app import CnnTuiApp, StartOptions
+from tui.screens.inside import InsideScreen
+from tui.state.inside import inside_runs, scales
+from tui.widgets.inside import InsideColumn, run_column
+
+OVERRIDES = {"dataset": "synthetic", "epochs": 6}
+
+
+def history(runs: Path, recorded: bool = True) -> None:
+    """The BN lesson, 2 repeats, 6 epochs; BN on has fewer dead units. With `recorded`
+    False the first run is an old record without the look-inside data."""
+    preset = load_presets()[0]["batch_norm"]
+    store = RunStore(runs)
+    for i, req in enumerate(build_requests(preset, OVERRIDES, repeats=2, group="g-fixed")):
+        req = type(req)(**{**req.__dict__, "run_id": f"20260101-00000{i}-abcdef"})
+        rec = RunRecord.from_request(req, RunStatus.RUNNING).with_changes(
+            env=RunEnv(device="cpu", device_name="test CPU"), params=900_000)
+        bn = req.config["batch_norm"]
+        old = not recorded and i == 0
+        for e in range(1, 7):
+            rec = apply_event(rec, EpochEnd(req.run_id, e, 1.0, 0.5, 1.1, 0.5, 0.001, 3.0,
+                                            True, False,
+                                            () if old else layers(e, dead=0.1 if bn else 0.5)))
+        rec = apply_event(rec, RunFinished(req.run_id, 1.0, 0.7 if bn else 0.65, 6, 0.7, 1.0,
+                                           6, 18.0, 850.0,
+                                           diagnosis=None if old else diagnosis(
+                                               skill=0.7 if bn else 0.6)))
+        store.save(rec.with_changes(created=f"2026-01-01T00:00:0{i}+00:00"))
+
+
+def make_app(runs: Path) -> CnnTuiApp:
+    options = StartOptions(runs_dir=runs, overrides=dict(OVERRIDES), blink=False,
+                           check_data=False, refresh_interval=0.1)
+    return CnnTuiApp(FakeTrainer(), options)
+
+
+def test_one_run_per_variant_follows_the_highlighted_repeat(tmp_path):
+    history(tmp_path)
+    records, _ = RunStore(tmp_path).load()
+    order = ["BN off", "BN on"]
+    second_on = next(r for r in records if r.variant == "BN on" and r.repeat == 1)
+    picked = inside_runs(records, order, second_on.run_id)
+    assert [(r.variant, r.repeat) for r in picked] == [("BN off", 1), ("BN on", 1)]
+    assert [(r.variant, r.repeat) for r in inside_runs(records, order, None)] == \
+        [("BN off", 0), ("BN on", 0)]
+
+
+def test_a_column_shows_strips_matrix_and_histogram(tmp_path):
+    history(tmp_path)
+    records, _ = RunStore(tmp_path).load()
+    text = run_column(records[0], scales(records)).plain
+    for part in ("Activation std", "Dead / saturated fraction", "ReLU output 0", "conv1",
+                 "dense2", "Weight-gradient norm", "Test confusion matrix", "airplane",
+                 "truck", "p(chosen)", "most confident mistakes"):
+        assert part in text
+    assert "70.0%" in text or "60.0%" in text  # per-class accuracy on the rows
+
+
+def test_untrusted_class_names_are_shown_literally(tmp_path):
+    history(tmp_path)
+    records, _ = RunStore(tmp_path).load()
+    d = diagnosis(classes=tuple(f"[red]c{i}" for i in range(10)))
+    text = run_column(records[0].with_changes(diagnosis=d), scales(records))
+    assert "[red]c0" in text.plain  # as written, not parsed as markup
+    red = [text.plain[s.start:s.end] for s in text.spans if str(s.style) == "red"]
+    assert red and all(set(part) == {"█"} for part in red)  # only the "wrong" bars are red
+
+
+def test_i_opens_the_view_and_esc_closes_it(tmp_path):
+    history(tmp_path / "runs", recorded=False)
+
+    async def go() -> None:
+        app = make_app(tmp_path / "runs")
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.press("3")
+            assert any(b.binding.key == "i" and b.binding.show and b.enabled
+                       for b in app.screen.active_bindings.values())  # offered in the Footer
+            await pilot.press("i")
+            await wait_for(pilot, lambda: isinstance(app.screen, InsideScreen), what="Inside")
+            await wait_for(pilot, lambda: len(app.screen.query(InsideColumn)) == 2,
+                           what="two columns")
+            shown = " ".join(str(c.render()) for c in app.screen.query(InsideColumn))
+            assert "not recorded" in shown  # the old BN-off #1 record
+            assert "Activation std" in shown  # the recorded BN-on #1
+            await pilot.press("escape")
+            await wait_for(pilot, lambda: not isinstance(app.screen, InsideScreen),
+                           what="back")
+
+    asyncio.run(go())
+
+
+@pytest.mark.parametrize("size", [(80, 24), (200, 50)])
+def test_inside_view(snap_compare, tmp_path, size):
+    history(tmp_path / "runs")
+
+    async def open_inside(pilot) -> None:
+        await pilot.press("3", "i")
+        await wait_for(pilot, lambda: len(pilot.app.screen.query(InsideColumn)) == 2)
+
+    assert snap_compare(make_app(tmp_path / "runs"), terminal_size=size, run_before=open_inside)
