@@ -176,12 +176,12 @@ class CnnTuiApp(App):
         self.call_after_refresh(self._apply_view_prefs)
         self.set_interval(1.0, self.remember_prefs)  # toggle edits, lesson (and a safety net)
         self.theme_changed_signal.subscribe(self, lambda _theme: self.remember_prefs())
-
-    def on_view_changed(self, event: ViewChanged) -> None:
-        self.remember_prefs()  # now, while the screen is there (at exit it is gone first)
         self.set_interval(self.options.refresh_interval, self._refresh_views)
         if not self.is_headless:
             self.set_interval(TERMINAL_CHECK_S, self._watch_terminal)
+
+    def on_view_changed(self, event: ViewChanged) -> None:
+        self.remember_prefs()  # now, while the screen is there (at exit it is gone first)
 
     def _store_warnings(self, warnings: list[str]) -> None:
         for warning in warnings:
