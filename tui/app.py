@@ -15,7 +15,7 @@ import dataclasses
 import gc
 import sys
 import termios
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -49,9 +49,11 @@ from tui.screens.main import SPLIT_WIDTH, MainScreen
 from tui.state import prefs
 from tui.state.columns import columns_for
 from tui.state.runs import RunsView
+from tui.state.system import SystemSampler
 from tui.state.toggles import ToggleState
 from tui.widgets.lessons import LessonView
 from tui.widgets.results import ResultsTable
+from tui.widgets.system import SystemLine
 from tui.widgets.toggles import ToggleForm
 
 TERMINAL_CHECK_S = 0.5  # how often the app checks that its terminal is still there
@@ -73,6 +75,7 @@ class StartOptions:
     refresh_interval: float = 0.25  # seconds between redraws of table, charts and run bar
     check_data: bool = True  # look for CIFAR-10 at start (tests with fake trainers: off)
     prestart: bool = True  # start the worker at once: it imports torch while you read
+    system: Callable[[], SystemSampler] = SystemSampler  # the system line's sampler (tests: fakes)
 
 
 class CnnTuiApp(App):
@@ -142,7 +145,8 @@ class CnnTuiApp(App):
 
     # -- lifecycle ---------------------------------------------------------------------------
     def get_default_screen(self) -> Screen:
-        return MainScreen(self.toggles, self.runs, blink=self.options.blink)
+        return MainScreen(self.toggles, self.runs, blink=self.options.blink,
+                          system=self.options.system)
 
     def on_mount(self) -> None:
         if self.store_loading:
@@ -177,12 +181,12 @@ class CnnTuiApp(App):
         self.call_after_refresh(self._apply_view_prefs)
         self.set_interval(1.0, self.remember_prefs)  # toggle edits, lesson (and a safety net)
         self.theme_changed_signal.subscribe(self, lambda _theme: self.remember_prefs())
-
-    def on_view_changed(self, event: ViewChanged) -> None:
-        self.remember_prefs()  # now, while the screen is there (at exit it is gone first)
         self.set_interval(self.options.refresh_interval, self._refresh_views)
         if not self.is_headless:
             self.set_interval(TERMINAL_CHECK_S, self._watch_terminal)
+
+    def on_view_changed(self, event: ViewChanged) -> None:
+        self.remember_prefs()  # now, while the screen is there (at exit it is gone first)
 
     def _store_warnings(self, warnings: list[str]) -> None:
         for warning in warnings:
@@ -199,6 +203,8 @@ class CnnTuiApp(App):
         known = self.session.records
         self.runs.load([r for r in records if r.run_id not in known])
         self.store_loading = False
+        if self.runs.pinned is None and self._saved_prefs.pinned in self.session.records:
+            self.runs.pinned = self._saved_prefs.pinned  # the baseline was in the big store
         self._store_warnings(warnings)
         with contextlib.suppress(LookupError, NoMatches):
             self.main.sync()
@@ -217,6 +223,13 @@ class CnnTuiApp(App):
             table = main.query_one(ResultsTable)
             # Set quietly: these are no news to the user (their watchers would toast).
             main.set_reactive(MainScreen.chart_mode, p.chart_mode)
+            main.set_reactive(MainScreen.smoothing, p.smoothing)
+            main.set_reactive(MainScreen.log_loss, p.log_loss)
+            if p.system_pane:  # (hidden is the default: never hide one `y` just showed)
+                main.set_reactive(MainScreen.system_pane, True)
+                main.query_one(SystemLine).set_shown(True)
+            if p.pinned in self.session.records:
+                self.runs.pinned = p.pinned
             table.set_reactive(ResultsTable.diff_only, p.diff_only)
             table.set_reactive(ResultsTable.grouped, p.grouped)
             table.sort_column, table.sort_reverse = p.sort_column, p.sort_reverse
@@ -230,11 +243,16 @@ class CnnTuiApp(App):
         # Views not on screen (at exit the screens are gone) keep their last known state.
         current = dataclasses.replace(self._saved_prefs, lesson=self.toggles.lesson,
                                       edits=self.toggles.remembered(), theme=self.theme,
-                                      every_launch=self.runs.every_launch)
+                                      every_launch=self.runs.every_launch,
+                                      pinned=self.runs.pinned or (
+                                          self._saved_prefs.pinned if self.store_loading
+                                          else ""))
         with contextlib.suppress(LookupError, NoMatches):
             main = self.main
             table = main.query_one(ResultsTable)
             current.chart_mode = main.chart_mode
+            current.smoothing, current.log_loss = main.smoothing, main.log_loss
+            current.system_pane = main.system_pane
             current.grouped, current.diff_only = table.grouped, table.diff_only
             current.sort_column, current.sort_reverse = table.sort_column, table.sort_reverse
         return current
@@ -657,6 +675,14 @@ class CnnTuiApp(App):
                             self.action_export)
         yield SystemCommand("Switch dataset", "CIFAR-10 ⇄ synthetic offline data (d)",
                             self.action_switch_dataset)
+        yield SystemCommand("Charts: smoothing", "Off / 0.6 / 0.9, raw curves faint (z)",
+                            screen.action_smoothing)
+        yield SystemCommand("Charts: log loss", "The loss on a log axis, or linear (L)",
+                            screen.action_log_loss)
+        yield SystemCommand("Charts: pin baseline", "Pin the highlighted run, or unpin (p)",
+                            screen.action_pin)
+        yield SystemCommand("System line", "CPU, memory and GPU use above the run bar (y)",
+                            screen.action_system_pane)
         yield SystemCommand("Reset toggles", "Back to the lesson's values (ctrl+r)",
                             self._reset_toggles)
         yield SystemCommand("Help", "Every key of cnn-tui, by screen (?)", self.action_help)

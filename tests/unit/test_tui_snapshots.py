@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from helpers.fake_trainer import FakeTrainer
 
+from trainer import paths
 from trainer.events import EpochEnd, RunFinished
 from trainer.lessons.planning import build_requests
 from trainer.lessons.presets import load_presets
@@ -19,13 +20,24 @@ from trainer.store.apply import apply_event
 from trainer.store.record import RunEnv, RunRecord, RunStatus
 from trainer.store.runstore import RunStore
 from tui.app import CnnTuiApp, StartOptions
+from tui.state import prefs
+from tui.state.system import GB, GpuStat, SystemSample, SystemSampler
 
 OVERRIDES = {"dataset": "synthetic", "epochs": 6}
 
 
+class FixedSampler(SystemSampler):
+    """The same sample every second: a CPU machine with two GPUs."""
+
+    def sample(self) -> SystemSample:
+        return SystemSample(cpu=37.0, load=2.5, cores=16, mem_used=12 * GB, mem_total=128 * GB,
+                            gpus=[GpuStat(0, "NVIDIA H200", 87.0, 40 * GB, 141 * GB),
+                                  GpuStat(1, "NVIDIA H200", 0.0, GB // 2, 141 * GB)])
+
+
 def make_app(runs: Path) -> CnnTuiApp:
     options = StartOptions(runs_dir=runs, overrides=dict(OVERRIDES), blink=False,
-                           check_data=False)
+                           check_data=False, system=lambda: FixedSampler(lambda: None))
     return CnnTuiApp(FakeTrainer(), options)
 
 
@@ -104,3 +116,25 @@ def test_toggles_focus_at_80x24(snap_compare, tmp_path):
 def test_help_screen(snap_compare, tmp_path):
     assert snap_compare(make_app(tmp_path / "runs"), terminal_size=(100, 40),
                         press=["question_mark", "_"])
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+def test_charts_smoothed_with_a_pinned_baseline(snap_compare, tmp_path, size):
+    """Remembered from the last session: smoothing 0.6 (raw faint) and a gold baseline."""
+    fixed_history(tmp_path / "runs")
+    prefs.save(paths.settings_file(), prefs.Preferences(smoothing=0.6,
+                                                        pinned="20260101-000001-abcdef"))
+    assert snap_compare(make_app(tmp_path / "runs"), terminal_size=size, press=["3", "_"])
+
+
+def test_system_line_with_two_gpus_at_80x24(snap_compare, tmp_path):
+    """`y`: one line above the run bar; the table keeps its rows."""
+    fixed_history(tmp_path / "runs")
+
+    async def show(pilot) -> None:
+        await pilot.press("3", "y")
+        line = pilot.app.main.query_one("#system-line")
+        while line.sample is None:
+            await pilot.pause(0.05)
+
+    assert snap_compare(make_app(tmp_path / "runs"), terminal_size=(80, 24), run_before=show)

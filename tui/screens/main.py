@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable
 from typing import ClassVar
 
 from rich.text import Text
@@ -29,12 +30,15 @@ from textual.widgets import ContentSwitcher, Footer, Header, Static, Tab, Tabs
 
 from tui.messages import LessonChosen, RunSelected, TogglesChanged, ViewChanged
 from tui.screens.inside import InsideScreen
+from tui.state.curves import next_smoothing
 from tui.state.runs import RunsView
+from tui.state.system import SystemSampler
 from tui.state.toggles import ToggleState
 from tui.widgets.charts import ChartLegend, ChartView, CurveChart
 from tui.widgets.lessons import LessonList, LessonView
 from tui.widgets.results import ResultsTable, RunDetail
 from tui.widgets.runbar import RunBar
+from tui.widgets.system import SystemLine
 from tui.widgets.toggles import ToggleForm
 from tui.widgets.verdict import VerdictCard, VerdictPanel, verdict_line
 
@@ -72,6 +76,15 @@ class MainScreen(Screen):
         Binding("e", "app.export", "Export", tooltip="Export the results table to a CSV file"),
         Binding("m", "chart_mode", "Mean/runs", show=False,
                 tooltip="Charts: mean ± std per variant, or every run"),
+        Binding("z", "smoothing", "Smoothing", show=False,
+                tooltip="Charts: smoothing off / 0.6 / 0.9 (moving average, raw curves faint)"),
+        Binding("L", "log_loss", "Log loss", show=False,
+                tooltip="Charts: the loss on a log axis, or linear"),
+        Binding("p", "pin", "Pin baseline", show=False,
+                tooltip="Charts: pin the highlighted run as a baseline drawn against every "
+                "launch shown later; p on it again (or with none highlighted) unpins"),
+        Binding("y", "system_pane", "System", show=False,
+                tooltip="Show or hide the system line: CPU, memory, GPU use and memory"),
         Binding("d", "app.switch_dataset", "Switch dataset", show=False,
                 tooltip="Switch every run between CIFAR-10 and the synthetic offline data"),
         Binding("1", "tab('lessons')", "Lessons tab", show=False),
@@ -83,6 +96,12 @@ class MainScreen(Screen):
 
     chart_mode: reactive[str] = reactive("mean", init=False)
     """Charts: "mean" (per-variant mean ± std) or "runs" (every run)."""
+    smoothing: reactive[float] = reactive(0.0, init=False)
+    """Charts: EMA weight of the curves (0: raw), cycled by `z`."""
+    log_loss: reactive[bool] = reactive(False, init=False)
+    """Charts: the loss chart's y axis is logarithmic."""
+    system_pane: reactive[bool] = reactive(False, init=False)
+    """The one-line CPU / memory / GPU pane above the run bar is shown (and polling)."""
     page: reactive[str] = reactive("lessons", init=False, bindings=True)
     """The page chosen last (1, 2, 3 or the tab bar); below SPLIT_WIDTH the one shown."""
     split: reactive[bool] = reactive(False, init=False, bindings=True)
@@ -90,11 +109,13 @@ class MainScreen(Screen):
     verdict_view: reactive[bool] = reactive(False, init=False, bindings=True)
     """The Runs page shows the full verdict in place of the results table."""
 
-    def __init__(self, toggles: ToggleState, runs: RunsView, blink: bool = True) -> None:
+    def __init__(self, toggles: ToggleState, runs: RunsView, blink: bool = True,
+                 system: Callable[[], SystemSampler] = SystemSampler) -> None:
         super().__init__()
         self.toggles = toggles
         self.runs = runs
         self.blink = blink
+        self.system = system
         self._charts_at = 0.0
 
     def compose(self) -> ComposeResult:
@@ -119,6 +140,7 @@ class MainScreen(Screen):
                         yield RunDetail(id="run-detail")
                     with VerdictPanel(id="runs-verdict-panel"):
                         yield VerdictCard(compact=True, id="runs-verdict")
+        yield SystemLine(self.system, id="system-line")
         yield RunBar(id="run-bar")
         yield Footer(compact=True)
 
@@ -163,6 +185,7 @@ class MainScreen(Screen):
             mode=self.chart_mode,
             max_epochs=max((r.epochs or 1 for r in group), default=1),
             hint=None if group else "no runs yet — press r to run the lesson",
+            smoothing=self.smoothing, log_loss=self.log_loss, baseline=runs.baseline(),
         )
         for chart in self.query(CurveChart):
             chart.draw(view)
@@ -175,7 +198,8 @@ class MainScreen(Screen):
             title = preset.title if preset else "Custom run"
         drops = any(h.lr_dropped for r in group for h in r.history)
         self.query_one(ChartLegend).show(labels, selected, title, self.chart_mode, repeats,
-                                         drops)
+                                         drops, runs.baseline_label(), self.smoothing,
+                                         self.log_loss)
 
     def _verdicts(self) -> None:
         """Both verdict cards follow the runs live (make_verdict works mid-lesson)."""
@@ -341,6 +365,46 @@ class MainScreen(Screen):
         self.post_message(ViewChanged())
         self.notify("Charts: " + ("every run" if mode == "runs" else "mean ± std per variant"),
                     timeout=2)
+
+    def action_smoothing(self) -> None:
+        self.smoothing = next_smoothing(self.smoothing)
+
+    def watch_smoothing(self, weight: float) -> None:
+        self._charts()
+        self.post_message(ViewChanged())
+        self.notify(f"Charts: smoothed {weight:g} (the raw curves faint behind)" if weight
+                    else "Charts: smoothing off (raw curves)", timeout=2)
+
+    def action_log_loss(self) -> None:
+        self.log_loss = not self.log_loss
+
+    def watch_log_loss(self, on: bool) -> None:
+        self._charts()
+        self.post_message(ViewChanged())
+        self.notify("Charts: loss on a log axis" if on else "Charts: loss on a linear axis",
+                    timeout=2)
+
+    def action_pin(self) -> None:
+        """p: pin the highlighted run (the table's cursor) as the baseline, or unpin."""
+        runs = self.runs
+        before = runs.pinned
+        if runs.toggle_pin() is not None:
+            self.notify(f"Pinned {runs.baseline_label()} as the baseline (gold); p on it "
+                        "again unpins", markup=False, timeout=3)
+        elif before is not None:
+            self.notify("Baseline unpinned", timeout=2)
+        else:
+            self.notify("Highlight a run in the table (3), then p pins it as a baseline",
+                        timeout=3)
+        self._charts()
+        self.post_message(ViewChanged())
+
+    def action_system_pane(self) -> None:
+        self.system_pane = not self.system_pane
+
+    def watch_system_pane(self, on: bool) -> None:
+        self.query_one(SystemLine).set_shown(on)
+        self.post_message(ViewChanged())
 
     def after_toggles_changed(self) -> None:
         """The app changed toggles behind the form's back (dataset switch): redraw them."""

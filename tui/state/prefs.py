@@ -20,6 +20,7 @@ from trainer.config import KEYS, ConfigError, normalize
 from trainer.files import FileRefused, read_bounded
 from trainer.store.atomic import atomic_write
 from trainer.text import clean
+from tui.state.curves import SMOOTHING_STEPS
 
 VERSION = 1
 MAX_BYTES = 256 * 1024
@@ -37,6 +38,10 @@ class Preferences:
     every_launch: bool = False
     sort_column: str = "n"
     sort_reverse: bool = False
+    smoothing: float = 0.0  # one of SMOOTHING_STEPS
+    log_loss: bool = False
+    pinned: str = ""  # the baseline run's id ("" none; a run no longer stored is dropped)
+    system_pane: bool = False
 
 
 def _text(doc: dict[str, Any], key: str, problems: list[str], allowed: tuple[str, ...] = (),
@@ -104,14 +109,22 @@ def load(path: Path) -> tuple[Preferences, list[str]]:
     if not isinstance(doc, dict):
         return prefs, [f"{shown}: expected a JSON object; using the defaults"]
     problems: list[str] = []
-    for key in ("lesson", "theme", "sort_column"):
+    for key in ("lesson", "theme", "sort_column", "pinned"):
         value = _text(doc, key, problems)
         if value is not None:
             setattr(prefs, key, value)
     mode = _text(doc, "chart_mode", problems, CHART_MODES)
     if mode is not None:
         prefs.chart_mode = mode
-    for key in ("grouped", "diff_only", "every_launch", "sort_reverse"):
+    smoothing = doc.get("smoothing")
+    if smoothing is not None:
+        if isinstance(smoothing, int | float) and not isinstance(smoothing, bool) \
+                and smoothing in SMOOTHING_STEPS:
+            prefs.smoothing = float(smoothing)
+        else:
+            problems.append(f"smoothing (must be one of {', '.join(map(str, SMOOTHING_STEPS))})")
+    for key in ("grouped", "diff_only", "every_launch", "sort_reverse", "log_loss",
+                "system_pane"):
         flag = _flag(doc, key, problems)
         if flag is not None:
             setattr(prefs, key, flag)

@@ -46,6 +46,8 @@ class RunsView:
         self._launches_of = -1
         self.every_launch = False
         """The table shows every stored run, not only the launch the charts show."""
+        self.pinned: str | None = None
+        """The run the charts draw as a baseline against every launch shown later (`p`)."""
 
     # -- changes ---------------------------------------------------------------------------
     def load(self, records: Iterable[RunRecord]) -> None:
@@ -82,6 +84,8 @@ class RunsView:
             self.order_changed = self.dirty_charts = self.dirty_bar = True
             if self.selected in run_ids:
                 self.selected = None
+            if self.pinned in run_ids:
+                self.pinned = None
 
     def apply(self, events: Iterable[Event]) -> Update:
         """Fold a batch of trainer events into the session; mark what needs a redraw."""
@@ -97,7 +101,8 @@ class RunsView:
             self.dirty_bar = self.order_changed = True
         if up.runs:
             self.dirty_bar = True
-            shown = {r for r in up.runs if r in records and records[r].group == self.chart_group}
+            shown = {r for r in up.runs if r in records
+                     and (records[r].group == self.chart_group or r == self.pinned)}
             if shown - up.live:
                 self.dirty_charts = True  # an epoch, start or end: redraw at the next tick
             elif shown:
@@ -183,19 +188,46 @@ class RunsView:
         """Curves of one launch (default: the chart group), one colour per variant."""
         group = group if group is not None else self.chart_group
         order = self.variant_order(group)
-        out = []
-        for rec in self.session.group_runs(group):
-            hist = rec.history
-            out.append(Series(
-                run_id=rec.run_id, variant=rec.variant, repeat=rec.repeat,
-                color=order.index(rec.variant), epochs=[h.epoch for h in hist],
-                train_loss=[h.train_loss for h in hist], val_loss=[h.val_loss for h in hist],
-                train_acc=[h.train_acc for h in hist], val_acc=[h.val_acc for h in hist],
-                lr_drops=[h.epoch for h in hist if h.lr_dropped], best_epoch=rec.best_epoch,
-                live=live_point(self.session.progress.get(rec.run_id)),
-                selected=rec.run_id == self.selected,
-            ))
-        return out
+        return [self._series(rec, order.index(rec.variant))
+                for rec in self.session.group_runs(group)]
+
+    def _series(self, rec: RunRecord, color: int) -> Series:
+        hist = rec.history
+        return Series(
+            run_id=rec.run_id, variant=rec.variant, repeat=rec.repeat,
+            color=color, epochs=[h.epoch for h in hist],
+            train_loss=[h.train_loss for h in hist], val_loss=[h.val_loss for h in hist],
+            train_acc=[h.train_acc for h in hist], val_acc=[h.val_acc for h in hist],
+            lr_drops=[h.epoch for h in hist if h.lr_dropped], best_epoch=rec.best_epoch,
+            live=live_point(self.session.progress.get(rec.run_id)),
+            selected=rec.run_id == self.selected,
+        )
+
+    # -- the pinned baseline: one run drawn against whatever the charts show later ----------
+    def toggle_pin(self) -> str | None:
+        """`p`: pin the highlighted run as the baseline; on the pinned run (or with no run
+        highlighted) unpin. Returns the pinned run id (None: nothing pinned now)."""
+        if self.selected is None or self.selected == self.pinned \
+                or self.selected not in self.session.records:
+            self.pinned = None
+        else:
+            self.pinned = self.selected
+        self.dirty_charts = True
+        return self.pinned
+
+    def baseline(self) -> Series | None:
+        """The pinned run's curves (from any launch or lesson; live while it trains)."""
+        rec = self.session.records.get(self.pinned or "")
+        if rec is None:
+            return None
+        return self._series(rec, 0)
+
+    def baseline_label(self) -> str:
+        """'L2 BN on #1': which run the baseline is, wherever the charts are now."""
+        rec = self.session.records.get(self.pinned or "")
+        if rec is None:
+            return ""
+        return f"{self.launch_label(rec).split(' ')[0]} {rec.name()}"
 
     def variant_curves(self, group: str | None = None) -> list[VariantCurves]:
         """Per variant of a launch: mean ± std curves, lr-drop and best-val epochs."""

@@ -7,6 +7,12 @@ progress extends the training curve with its running mean (the live point). The 
 draws one curve per variant (mean over its repeats) with faint dotted ±1 std band edges; the x
 axis starts at epoch 1 with whole-epoch ticks; ◆ marks the
 best-validation epoch and grey vertical lines the epochs after which the lr was lowered.
+
+Three view settings (the screen's keys) change what is drawn: smoothing (`z`) draws each curve
+as its TensorBoard-style moving average with the raw curve faint behind it, so a noisy run
+still shows what it really did; a log loss axis (`L`); and a pinned baseline run (`p`), drawn
+in its own colour against every launch shown later. The chart titles and the legend say
+which are on.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from rich.text import Text
 from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
-from tui.state.curves import Series, VariantCurves
+from tui.state.curves import Series, VariantCurves, smooth
 
 # Matplotlib's tab10: distinct on dark and light backgrounds and in 256-colour terminals.
 PALETTE: tuple[tuple[int, int, int], ...] = (
@@ -29,6 +35,7 @@ PALETTE: tuple[tuple[int, int, int], ...] = (
     (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207),
 )
 GREY = (128, 128, 128)
+BASELINE = (230, 180, 0)  # the pinned run: gold, unlike any variant colour, on dark and light
 
 
 def colour(index: int) -> tuple[int, int, int]:
@@ -69,6 +76,19 @@ class ChartView:
     mode: str = "mean"  # "mean": mean ± std per variant; "runs": every run
     max_epochs: int = 1
     hint: str | None = None
+    smoothing: float = 0.0  # EMA weight; 0: the raw curves
+    log_loss: bool = False  # the loss chart's y axis is logarithmic
+    baseline: Series | None = None  # the pinned run, drawn against whatever is shown
+
+
+def chart_title(metric: str, view: ChartView) -> str:
+    """'Loss · log · smoothed 0.6': the settings in force, where the eye is."""
+    parts = ["Loss" if metric == "loss" else "Accuracy %"]
+    if metric == "loss" and view.log_loss:
+        parts.append("log")
+    if view.smoothing:
+        parts.append(f"smoothed {view.smoothing:g}")
+    return " · ".join(parts)
 
 
 KEYS = {"loss": ("train_loss", "val_loss", 1.0), "acc": ("train_acc", "val_acc", 100.0)}
@@ -84,6 +104,7 @@ class CurveChart(PlotextPlot):
         self.metric = metric  # "loss" | "acc"
         self.shown: list[Series] = []  # runs drawn individually last time (tests read it)
         self.shown_curves: list[VariantCurves] = []  # variant means drawn last time
+        self.shown_baseline: Series | None = None  # the pinned run drawn last time
         self.border_title = "Loss" if metric == "loss" else "Accuracy %"
         self._empty_hint = "no runs yet — press r"
         self._view = ChartView()
@@ -99,6 +120,7 @@ class CurveChart(PlotextPlot):
     def draw(self, view: ChartView) -> None:
         """Replace the plot (x axis grows with the runs, up to the planned epochs)."""
         self._view = view
+        self.border_title = chart_title(self.metric, view)
         plt = self.plt
         plt.clear_figure()
         if self.size.height >= 12:
@@ -122,12 +144,19 @@ class CurveChart(PlotextPlot):
             # Highlighted run last, so it is drawn on top of the others.
             for s in sorted(view.series, key=lambda s: s.selected):
                 drawn += self._draw_run(s, faded=bool(selected) and not s.selected)
+        base = self.shown_baseline = view.baseline
+        if base is not None:  # on top: it is what everything else is compared with
+            drawn += self._draw_run(base, faded=False, rgb=BASELINE)
         if drawn:
             # Grow the axis with the runs (a 300-epoch plan would squash epoch 5 to the left
             # edge), never beyond the plan, in steps of 5 so it does not jitter.
-            reached = max([s.epochs[-1] for s in view.series if s.epochs]
-                          + [s.live[0] for s in view.series if s.live] + [1])
-            top = min(max(view.max_epochs, 1), max(10, 5 * math.ceil(reached * 1.25 / 5)))
+            every = [*view.series, *([base] if base is not None else [])]
+            reached = max([s.epochs[-1] for s in every if s.epochs]
+                          + [s.live[0] for s in every if s.live] + [1])
+            plan = max([view.max_epochs, 1] + ([base.epochs[-1]] if base and base.epochs else []))
+            top = min(plan, max(10, 5 * math.ceil(reached * 1.25 / 5)))
+            if self.metric == "loss" and view.log_loss:
+                plt.yscale("log")
             plt.xlim(1, max(top, 2))  # epochs count from 1: no empty strip before the first
             # Whole epochs: plotext labels ints as "3" (its hint says float, "3.0" would show).
             plt.xticks(cast(list[float], epoch_ticks(top, self.size.width)))
@@ -138,29 +167,49 @@ class CurveChart(PlotextPlot):
             plt.title(view.hint or self._empty_hint)
         self.refresh()
 
-    def _draw_run(self, s: Series, faded: bool) -> int:
+    def _visible(self, xs: list[float], ys: list[float]) -> tuple[list[float], list[float]]:
+        """On a log axis only positive values can be drawn (a −1 std edge may reach 0)."""
+        if self.metric == "loss" and self._view.log_loss:
+            pairs = [(x, y) for x, y in zip(xs, ys, strict=True) if y > 0]
+            return [p[0] for p in pairs], [p[1] for p in pairs]
+        return xs, ys
+
+    def _curve(self, xs: Sequence[float], ys: Sequence[float], rgb: tuple[int, int, int],
+               marker: str, dot: str, raw: bool = True) -> int:
+        """One curve (a dot while it has one point). Smoothing on: the moving average, with
+        the raw values faintly behind it (`raw`) — smoothing must not hide a spike."""
+        xs, ys = _finite(xs, ys)
+        weight = self._view.smoothing
+        smoothed = smooth(ys, weight) if weight and len(ys) >= 2 else ys
+        if smoothed is not ys and raw:
+            rx, ry = self._visible(xs, ys)
+            if rx:
+                self.plt.plot(rx, ry, color=muted(rgb, 0.7), marker=marker)
+        xs, ys = self._visible(xs, smoothed)
+        if len(xs) == 1:
+            self.plt.scatter(xs, ys, color=rgb, marker=dot)
+        elif xs:
+            self.plt.plot(xs, ys, color=rgb, marker=marker)
+        return len(xs)
+
+    def _draw_run(self, s: Series, faded: bool, rgb: tuple[int, int, int] | None = None) -> int:
         plt = self.plt
         train_key, val_key, scale = KEYS[self.metric]
-        rgb = muted(colour(s.color)) if faded else colour(s.color)
+        if rgb is None:
+            rgb = muted(colour(s.color)) if faded else colour(s.color)
         tx, ty = _finite(s.epochs, [v * scale for v in getattr(s, train_key)])
-        if s.live is not None:
+        if s.live is not None:  # part of the series: smoothed with it
             live_y = s.live[1] if self.metric == "loss" else s.live[2]
             if math.isfinite(live_y):
                 tx, ty = [*tx, s.live[0]], [*ty, live_y * scale]
-        if len(tx) == 1:
-            plt.scatter(tx, ty, color=rgb, marker="•")
-        elif tx:
-            plt.plot(tx, ty, color=rgb, marker="braille")
-        vx, vy = _finite(s.epochs, [v * scale for v in getattr(s, val_key)])
-        if len(vx) == 1:
-            plt.scatter(vx, vy, color=rgb, marker="hd")
-        elif vx:
-            plt.plot(vx, vy, color=rgb, marker="hd")
+        drawn = self._curve(tx, ty, rgb, "braille", "•")
+        drawn += self._curve(s.epochs, [v * scale for v in getattr(s, val_key)], rgb, "hd", "hd")
         if s.best_epoch in s.epochs and not faded:
             y = getattr(s, val_key)[s.epochs.index(s.best_epoch)] * scale
-            if math.isfinite(y):
-                plt.scatter([s.best_epoch], [y], color=rgb, marker=BEST)
-        return len(tx) + len(vx)
+            bx, by = self._visible([s.best_epoch], [y]) if math.isfinite(y) else ([], [])
+            if bx:
+                plt.scatter(bx, by, color=rgb, marker=BEST)
+        return drawn
 
     def _draw_mean(self, c: VariantCurves, faded: bool) -> int:
         plt = self.plt
@@ -171,35 +220,44 @@ class CurveChart(PlotextPlot):
         if len(spread) >= 2:  # the ± 1 std band edges: dotted and fainter (train is braille)
             edge = muted(rgb, 0.45)
             xs = [b.epoch for b in spread]
-            plt.plot(xs, [(b.mean + b.std) * scale for b in spread], color=edge, marker=BAND)
-            plt.plot(xs, [(b.mean - b.std) * scale for b in spread], color=edge, marker=BAND)
+            for sign in (1, -1):
+                self._curve(xs, [(b.mean + sign * b.std) * scale for b in spread], edge, BAND,
+                            BAND, raw=False)
         train = c.bands[train_key]
         tx, ty = [b.epoch for b in train], [b.mean * scale for b in train]
-        if len(tx) >= 2:
-            plt.plot(tx, ty, color=rgb, marker="braille")
-        lx = [x for x, *_ in c.live]
-        ly = [(loss if self.metric == "loss" else acc) * scale for _, loss, acc in c.live]
-        pairs = [(x, y) for x, y in zip(lx, ly, strict=True) if math.isfinite(y)]
-        if pairs:
-            plt.scatter([p[0] for p in pairs], [p[1] for p in pairs], color=rgb, marker="•")
-        vx, vy = [b.epoch for b in band], [b.mean * scale for b in band]
-        if len(vx) == 1:
-            plt.scatter(vx, vy, color=rgb, marker="hd")
-        elif vx:
-            plt.plot(vx, vy, color=rgb, marker="hd")
+        drawn = self._curve(tx, ty, rgb, "braille", "braille") if len(tx) >= 2 else 0
+        weight = self._view.smoothing
+        lx, ly = [], []
+        for x, loss, acc in c.live:
+            y = (loss if self.metric == "loss" else acc) * scale
+            if not math.isfinite(y):
+                continue
+            if weight:  # the next point of the smoothed train curve, as in the runs view
+                before = [v for e, v in zip(tx, ty, strict=True) if e <= x]
+                y = smooth([*before, y], weight)[-1]
+            lx.append(x)
+            ly.append(y)
+        lx, ly = self._visible(lx, ly)
+        if lx:
+            plt.scatter(lx, ly, color=rgb, marker="•")
+        drawn += len(lx)
+        drawn += self._curve([b.epoch for b in band], [b.mean * scale for b in band], rgb,
+                             "hd", "hd")
         if not faded:
             at = {b.epoch: b.mean * scale for b in band}
             best = [e for e in c.best_epochs if e in at]
-            if best:
-                plt.scatter(best, [at[e] for e in best], color=rgb, marker=BEST)
-        return len(tx) + len(vx) + len(pairs)
+            bx, by = self._visible([float(e) for e in best], [at[e] for e in best])
+            if bx:
+                plt.scatter(bx, by, color=rgb, marker=BEST)
+        return drawn
 
 
 class ChartLegend(Static):
     """Variant colours and what the line styles mean (plotext's own legend hides curves)."""
 
     def show(self, labels: list[str], highlighted: str | None = None, title: str = "",
-             mode: str = "runs", repeats: int = 1, drops: bool = False) -> None:
+             mode: str = "runs", repeats: int = 1, drops: bool = False, pinned: str = "",
+             smoothing: float = 0.0, log_loss: bool = False) -> None:
         text = Text(no_wrap=True, overflow="ellipsis")
         if title:
             text.append(title + ": ", "bold")
@@ -208,6 +266,13 @@ class ChartLegend(Static):
                 text.append("  ")
             text.append("██ ", Style(color=hex_colour(colour(i))))
             text.append(label, "bold" if label == highlighted else "")
+        if pinned:  # before the line styles: at 80 columns the tail is cut off
+            text.append("  ██ ", Style(color=hex_colour(BASELINE)))
+            text.append(f"pinned {pinned}", "bold")
+        settings = ([f"smoothed {smoothing:g} (raw faint)"] if smoothing else []) \
+            + (["log loss"] if log_loss else [])
+        if settings:
+            text.append("  [" + ", ".join(settings) + "]", "dim")
         if labels:
             if mode == "mean":
                 what = f"mean of {repeats}" if repeats > 1 else "mean"
