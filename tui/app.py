@@ -42,7 +42,14 @@ from trainer.store.runstore import RunStore, StoreError
 from trainer.text import first_line
 from tui.bridge import Bridge
 from tui.messages import BridgeProblem, TrainerEvents, ViewChanged
-from tui.screens.dialogs import ChoicesScreen, ConfirmScreen, DataMissingScreen, ExportScreen
+from tui.screens.dialogs import (
+    ChoicesScreen,
+    ConfirmScreen,
+    DataMissingScreen,
+    ExportScreen,
+    RunNoteScreen,
+    SearchScreen,
+)
 from tui.screens.help import NAVIGATION, HelpScreen, binding_rows
 from tui.screens.inside import InsideScreen
 from tui.screens.main import SPLIT_WIDTH, MainScreen
@@ -132,7 +139,9 @@ class CnnTuiApp(App):
         self.detachable = snapshot is not None
         self.lab_note = ""
         if snapshot is not None:
-            self.runs.load(snapshot.records)
+            # An ended run whose file is gone was archived or deleted here: it stays gone.
+            self.runs.load(r for r in snapshot.records
+                           if not r.terminal or self.store.path(r.run_id).exists())
             self.session.progress.update({p.run_id: p for p in snapshot.progress})
             self.session.sync_queue()
             self.lab_note = snapshot.recovered
@@ -512,6 +521,113 @@ class CnnTuiApp(App):
         else:
             self.notify("The queue is empty", timeout=2)
 
+    # -- managing runs (label and note, archive and delete, filter) ---------------------------
+    def _table(self) -> ResultsTable | None:
+        with contextlib.suppress(LookupError, NoMatches):
+            return self.main.query_one(ResultsTable)
+        return None
+
+    def _chosen_runs(self) -> list[RunRecord]:
+        """The run under the table's cursor, or every run of the variant row under it."""
+        table = self._table()
+        if table is None:
+            return []
+        records = self.session.records
+        run_id = table.cursor_run()
+        if run_id is not None:
+            return [records[run_id]]
+        row = table.cursor_variant()
+        return [records[r] for r in row.runs if r in records] if row is not None else []
+
+    def action_label_run(self) -> None:
+        """l: the run's own label and note (saved into its file)."""
+        table = self._table()
+        run_id = table.cursor_run() if table is not None else None
+        rec = self.session.records.get(run_id or "")
+        if rec is None:
+            self.notify("Put the cursor on a run first (Enter expands a variant)", timeout=3)
+            return
+        if not rec.terminal:
+            self.notify(f"{rec.name()} is {rec.status.value}: label it once it has ended",
+                        markup=False, timeout=4)
+            return
+
+        def done(answer: tuple[str, str] | None) -> None:
+            if answer is None:
+                return
+            try:
+                changed = self.store.annotate(rec.run_id, *answer)
+            except StoreError as err:
+                self.notify(err.message, title="Not saved", severity="error", markup=False)
+                return
+            self.runs.replace(changed)
+            self.main.sync(force=True)
+            self.notify(f"Saved the label and note of {rec.name()}", markup=False, timeout=3)
+
+        self.push_screen(RunNoteScreen(rec.name(), rec.label, rec.note,
+                                       blink=self.options.blink), done)
+
+    def action_archive_runs(self) -> None:
+        """delete: archive (or delete for good) the chosen runs that have ended, after asking."""
+        chosen = self._chosen_runs()
+        ended = [r for r in chosen if r.terminal]
+        if not ended:
+            self.notify("Nothing to archive here: only runs that have ended can be archived "
+                        "or deleted" if chosen else "Put the cursor on a run first",
+                        timeout=4)
+            return
+        names = ", ".join(r.name() for r in ended[:4]) + (" …" if len(ended) > 4 else "")
+        skipped = len(chosen) - len(ended)
+        body = (f"{names}\n\nArchive moves the file{'s' * (len(ended) != 1)} into "
+                f"{self.store.dir / self.store.ARCHIVE} (out of the table and the exports; "
+                "move it back to restore). Delete removes "
+                f"{'them' if len(ended) != 1 else 'it'} for good."
+                + (f"\n{skipped} run{'s' * (skipped != 1)} still going stay." if skipped
+                   else ""))
+
+        def done(answer: str | None) -> None:
+            if answer not in ("archive", "delete"):
+                return
+            gone, problems = [], []
+            for rec in ended:
+                try:
+                    if answer == "archive":
+                        self.store.archive(rec.run_id)
+                    else:
+                        self.store.discard(rec.run_id)
+                    gone.append(rec.run_id)
+                except StoreError as err:
+                    problems.append(err.message)
+            self.runs.forget(gone)
+            self.main.sync(force=True)
+            verb = "Archived" if answer == "archive" else "Deleted"
+            self.notify(f"{verb} {len(gone)} run{'s' * (len(gone) != 1)}", timeout=3)
+            for problem in problems[:3]:
+                self.notify(problem, title="Not changed", severity="error", markup=False)
+
+        n = len(ended)
+        self.push_screen(ChoicesScreen(
+            f"Archive or delete {n} run{'s' * (n != 1)}?", body,
+            [("keep", "Keep", "k"), ("archive", "Archive", "a"),
+             ("delete", "Delete for good", "d")]), done)
+
+    def action_search_runs(self) -> None:
+        """/: show only the runs whose name, label, note, lesson, status or id match."""
+        def done(text: str | None) -> None:
+            if text is None:
+                return
+            self.runs.search = text
+            self.runs.order_changed = True
+            table = self._table()
+            if table is not None:
+                table.sync()
+            shown = len(self.runs.table_records())
+            self.notify(f"Filter '{text}': {shown} run{'s' * (shown != 1)} shown · / and an "
+                        "empty line: every run" if text else "No filter", markup=False,
+                        timeout=4)
+
+        self.push_screen(SearchScreen(self.runs.search, blink=self.options.blink), done)
+
     def action_export(self) -> None:
         """e: the results table (and the lessons' summaries) to CSV."""
         records = self.session.exportable()
@@ -526,11 +642,15 @@ class CnnTuiApp(App):
             verdicts (one per launch)."""
             # Imported here: only an export needs it, and the first frame should not wait.
             from trainer.lessons.summary_csv import lessons_tables, write_tables
+            from trainer.store.inside import write_inside_csvs
 
             records = self.session.exportable()
             out = write_csv(records, path)
             also.clear()
             also.append(f"Every epoch: {write_history_csv(records, history_path(out))}")
+            inside = write_inside_csvs(records, out)
+            if inside:
+                also.append("Inside the network: " + ", ".join(p.name for p in inside))
             tables = lessons_tables(self.toggles.presets, records)
             if tables.summary:
                 summary, verdict = write_tables(tables, summary_path(out),

@@ -133,7 +133,8 @@ async def test_pick_lesson_shows_text_and_toggles(tmp_path):
         await pilot.press("down")
         await pilot.pause()
         assert app.toggles.lesson == "bn_high_lr"
-        assert "large learning rate" in str(app.sub_title)
+        await wait_for(pilot, lambda: "large learning rate" in str(app.sub_title),
+                       what="the title of the lesson picked")
         await pilot.press("2")
         assert app.main.page == "toggles"
         row = app.main.query_one("#row-lr", ToggleRow)

@@ -175,6 +175,17 @@ class RunSession:
         else:
             self._running.pop(rec.run_id, None)
 
+    def forget(self, run_ids: Iterable[str]) -> list[str]:
+        """Drop ended runs from the view (archived or deleted from the store); runs still
+        queued or training are kept. Returns the ids dropped."""
+        dropped = [r for r in run_ids if r in self.records and self.records[r].terminal]
+        for run_id in dropped:
+            del self.records[run_id]
+            self.progress.pop(run_id, None)
+        if dropped:
+            self.order += 1
+        return dropped
+
     # -- events -------------------------------------------------------------------------------
     def apply(self, events: Iterable[Event]) -> Update:
         """Fold a batch of trainer events into the records; report what changed.

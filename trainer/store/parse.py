@@ -29,6 +29,8 @@ from trainer.store.record import (
 from trainer.text import clean
 
 MAX_TEXT = 20_000  # longer text fields are cut (a traceback, a fix-it message)
+MAX_LABEL = 80  # a run's own name (shown in a table cell)
+MAX_NOTE = 2_000  # a run's note (shown in the run detail)
 MAX_HISTORY = 100_000  # epochs; a real run has at most a few thousand
 MAX_INT = 2**53  # counts, sizes, pids: far above any real one, and exact as a JSON number
 # Bounds of the look-inside data: a run has 1–1000 epochs, the course CNN 8 layers and 10
@@ -378,4 +380,6 @@ def parse_record(doc: Any) -> RunRecord:
         notices=_notices(doc),
         probes=_probes(doc),
         diagnosis=_diagnosis(doc),
+        label=_text(doc, "label")[:MAX_LABEL],
+        note=_text(doc, "note", single_line=False)[:MAX_NOTE],
     )

@@ -163,6 +163,8 @@ class RunRecord:
     notices: tuple[str, ...] = ()  # warnings met during the run (store I/O, data)
     probes: tuple[ProbeEpoch, ...] = ()  # per-epoch layer statistics; () = not recorded
     diagnosis: TestDiagnosis | None = None  # where the final model is wrong; None = not recorded
+    label: str = ""  # the user's own name for the run (set after it ended)
+    note: str = ""  # the user's note about the run
     # Why the run's file on disk is behind what a client saw (never itself written to disk).
     save_error: str = ""
 
@@ -244,6 +246,9 @@ class RunRecord:
             doc["probes"] = probes_json(self.probes)
         if self.diagnosis is not None:
             doc["test_diagnosis"] = diagnosis_json(self.diagnosis)
+        for key in ("label", "note"):  # only when set: older readers never see them
+            if getattr(self, key):
+                doc[key] = getattr(self, key)
         return doc
 
     @classmethod

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import time
 from pathlib import Path
 
@@ -67,6 +68,54 @@ class RunStore:
             why = exc.strerror or str(exc)
             raise StoreError(f"could not save run {run_id} to {target}: {why}", target) from exc
         return target
+
+    # -- managing runs that have ended (the app's label/note, archive and delete) -------
+    ARCHIVE = "archive"  # a subfolder: archived runs leave the table but stay on disk
+
+    def annotate(self, run_id: str, label: str, note: str) -> RunRecord:
+        """Give an ended run the user's label and note; StoreError says why not."""
+        rec = self._ended(run_id)
+        changed = rec.with_changes(label=clean(label, single_line=True).strip()[:80],
+                                   note=clean(note).strip()[:2000])
+        self.save(changed)
+        return changed
+
+    def archive(self, run_id: str) -> Path:
+        """Move an ended run into `archive/` (out of the table and the exports, kept on disk;
+        move it back to restore it). Returns where it went."""
+        self._ended(run_id)
+        folder = self.dir / self.ARCHIVE
+        target = folder / f"{run_id}.json"
+        try:
+            folder.mkdir(exist_ok=True)
+            os.replace(self.path(run_id), target)
+        except OSError as exc:
+            raise StoreError(f"could not archive run {run_id}: {exc.strerror or exc}",
+                             self.path(run_id)) from exc
+        return target
+
+    def discard(self, run_id: str) -> None:
+        """Remove an ended run's file for good (the app's delete, after asking)."""
+        self._ended(run_id)
+        try:
+            self.path(run_id).unlink()
+        except OSError as exc:
+            raise StoreError(f"could not delete run {run_id}: {exc.strerror or exc}",
+                             self.path(run_id)) from exc
+
+    def _ended(self, run_id: str) -> RunRecord:
+        """The stored record of a run that has ended (the others are still being written)."""
+        if not safe_run_id(run_id):
+            raise StoreError(f"no run with id {clean(repr(run_id))}")
+        try:
+            rec = read_record(self.path(run_id))
+        except (OSError, ValueError) as exc:
+            raise StoreError(f"run {run_id} is not in {self.dir} (or not readable): {exc}",
+                             self.path(run_id)) from exc
+        if not rec.terminal:
+            raise StoreError(f"run {run_id} is {rec.status.value}: only runs that have ended "
+                             "can be changed")
+        return rec
 
     def get(self, run_id: str) -> RunRecord | None:
         """One record, or None if missing or unreadable."""

@@ -207,3 +207,75 @@ class ChoicesScreen(ModalScreen[str | None]):
 
     def action_choose(self, answer: str) -> None:
         self.dismiss(answer or None)
+
+
+class RunNoteScreen(ModalScreen[tuple[str, str] | None]):
+    """The user's label and note for a run that has ended; Enter saves, Esc cancels."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, name: str, label: str, note: str, blink: bool = True) -> None:
+        super().__init__()
+        self.run_name, self.label, self.note, self.blink = name, label, note, blink
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog wide"):
+            yield Label(Text(f"Label and note · {self.run_name}"), classes="dialog-title")
+            label = Input(self.label, placeholder="label (shown beside the run's name)",
+                          id="run-label", max_length=80)
+            note = Input(self.note, placeholder="note (shown in the run's details)",
+                         id="run-note", max_length=2000)
+            for inp in (label, note):
+                inp.cursor_blink = self.blink
+                yield inp
+            yield Static(Text("Enter saves (into the run's file) · Esc cancels · empty "
+                              "removes", style="dim"))
+
+    def on_mount(self) -> None:
+        self.query_one("#run-label", Input).focus()
+
+    @on(Input.Submitted)
+    def _submit(self, event: Input.Submitted) -> None:
+        event.stop()
+        if event.input.id == "run-label":
+            # At once, not on the next idle as focus() would: keys typed in one burst (over
+            # SSH) must land in the note, not at the end of the label.
+            self.set_focus(self.query_one("#run-note", Input))
+            return
+        self.dismiss((self.query_one("#run-label", Input).value,
+                      self.query_one("#run-note", Input).value))
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class SearchScreen(ModalScreen[str | None]):
+    """Words the shown runs must contain; Enter filters (empty shows every run again)."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, current: str, blink: bool = True) -> None:
+        super().__init__()
+        self.current, self.blink = current, blink
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label("Filter the runs", classes="dialog-title")
+            inp = Input(self.current, placeholder="e.g. BN on finished", id="search",
+                        max_length=200, select_on_focus=False)
+            inp.cursor_blink = self.blink
+            yield inp
+            yield Static(Text("Every word must appear in a run's name, label, note, lesson, "
+                              "status or id · Enter filters · empty: no filter · Esc cancels",
+                              style="dim"))
+
+    def on_mount(self) -> None:
+        self.query_one(Input).focus()
+
+    @on(Input.Submitted)
+    def _submit(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.dismiss(event.value.strip())
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

@@ -17,7 +17,7 @@ KEY_NAMES = {
     "question_mark": "?", "escape": "esc", "enter": "enter", "space": "space", "up": "↑",
     "down": "↓", "left": "←", "right": "→", "pageup": "pgup", "pagedown": "pgdn",
     "home": "home", "end": "end", "tab": "tab", "shift+tab": "shift+tab",
-    "left_square_bracket": "[", "right_square_bracket": "]",
+    "left_square_bracket": "[", "right_square_bracket": "]", "slash": "/", "delete": "del",
 }
 
 # Keys that belong to Textual's own widgets (not declared by us) but a user needs to know.
@@ -52,7 +52,15 @@ def binding_rows(items: list[BindingType]) -> list[tuple[str, str]]:
             b = Binding(*b)  # tuples (key, action, description)
         if not b.description:
             continue
-        rows.setdefault(b.action, ([], b.tooltip or b.description))[0].append(key_text(b.key))
+        key = key_text(b.key)
+        # A key that flips a view both ways ("v": verdict / table) is bound twice, with a
+        # parameter each, but it is one thing to learn: one row.
+        base = b.action.split("(")[0]
+        row = next((a for a, (ks, _) in rows.items() if a.split("(")[0] == base and key in ks),
+                   b.action)
+        keys = rows.setdefault(row, ([], b.tooltip or b.description))[0]
+        if key not in keys:
+            keys.append(key)
     return [(" / ".join(keys), what) for keys, what in rows.values()]
 
 

@@ -59,8 +59,8 @@ class MainScreen(Screen):
     """Everything the user works with: lessons, toggles, charts, table, run bar."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("v", "verdict_view(True)", "Verdict", tooltip="Runs: show the full verdict "
-                "in place of the results table"),
+        Binding("v", "verdict_view(True)", "Verdict", tooltip="Runs: the full verdict in "
+                "place of the results table, and back (esc too)"),
         Binding("v", "verdict_view(False)", "Table", tooltip="Runs: back to the results "
                 "table (esc too)"),
         Binding("i", "inside", "Inside", tooltip="Runs: look inside the network — layer "
@@ -73,7 +73,9 @@ class MainScreen(Screen):
                 "its finished epochs are kept)"),
         Binding("X", "app.cancel_queue", "Cancel queue", show=False,
                 tooltip="Drop every queued run (the current one keeps going)"),
-        Binding("e", "app.export", "Export", tooltip="Export the results table to a CSV file"),
+        Binding("e", "app.export", "Export",
+                tooltip="Export the runs to CSV, with every epoch, statistics and verdicts "
+                        "beside it"),
         Binding("m", "chart_mode", "Mean/runs", show=False,
                 tooltip="Charts: mean ± std per variant, or every run"),
         Binding("z", "smoothing", "Smoothing", show=False,

@@ -70,6 +70,13 @@ def best_val(rec: RunRecord) -> str:
     return f"{fmt.pct(rec.summary.best_val_acc)} @{rec.best_epoch or '?'}"
 
 
+def _name(rec: RunRecord) -> str | Text:
+    """The run's variant, and the user's own label beside it when there is one."""
+    if not rec.label:
+        return rec.variant or "–"
+    return Text.assemble(rec.variant or "–", (f" “{rec.label}”", "italic"))
+
+
 def _onoff(v: Any) -> str:
     return "–" if v is None else ("on" if v else "off")
 
@@ -82,7 +89,7 @@ def _key(value: Any) -> tuple[bool, Any]:
 COLUMNS: tuple[Column, ...] = (
     Column("n", "#", lambda r, s: str(s.index(r.run_id)),
            lambda r, s: s.index(r.run_id), right=True),
-    Column("variant", "Variant", lambda r, s: r.variant or "–",
+    Column("variant", "Variant", lambda r, s: _name(r),
            lambda r, s: _key(r.variant)),
     Column("rep", "Rep", lambda r, s: str(r.repeat + 1),
            lambda r, s: r.repeat, right=True),

@@ -48,6 +48,9 @@ class RunsView:
         """The table shows every stored run, not only the launch the charts show."""
         self.pinned: str | None = None
         """The run the charts draw as a baseline against every launch shown later (`p`)."""
+        self.search = ""
+        """Words every shown run must contain (in its name, label, note, lesson, status or
+        id); empty: no filter."""
 
     # -- changes ---------------------------------------------------------------------------
     def load(self, records: Iterable[RunRecord]) -> None:
@@ -78,6 +81,21 @@ class RunsView:
             self.dirty_rows.add(current.run_id)
             self.dirty_bar = True
         return current
+
+    def forget(self, run_ids: list[str]) -> list[str]:
+        """Ended runs leave the view (archived or deleted from the store)."""
+        dropped = self.session.forget(run_ids)
+        self._forget(dropped)
+        if self.chart_group and not self.session.group_runs(self.chart_group):
+            # The launch shown is gone: show the latest one left (as at start).
+            last = next(reversed(self.session.records.values()), None)
+            self.chart_group = last.group or None if last is not None else None
+        return dropped
+
+    def replace(self, rec: RunRecord) -> None:
+        """A run's record changed outside the trainer (the user's label or note)."""
+        self.session.put(rec)
+        self.dirty_rows.add(rec.run_id)
 
     def _forget(self, run_ids: list[str]) -> None:
         if run_ids:
@@ -152,8 +170,17 @@ class RunsView:
         """The runs the table shows: the charted launch, or every run (`every_launch`)."""
         records = self.session.records
         if self.every_launch or not self.chart_group:
-            return list(records.values())
-        return self.session.group_runs(self.chart_group)
+            shown = list(records.values())
+        else:
+            shown = self.session.group_runs(self.chart_group)
+        words = self.search.lower().split()
+        if not words:
+            return shown
+        return [r for r in shown if all(w in self.search_text(r) for w in words)]
+
+    def search_text(self, rec: RunRecord) -> str:
+        return " ".join((rec.variant, rec.label, rec.note, rec.preset, rec.run_id,
+                         self.session.status_label(rec.run_id))).lower()
 
     def step_launch(self, delta: int) -> str | None:
         """Show the previous (−1) or next (+1) launch; returns its id (None: no other)."""
@@ -172,7 +199,7 @@ class RunsView:
         """Config keys that differ between the table's runs; computed again only when runs
         come or go or the table shows other launches (a run's config never changes), not on
         every refresh of the diff view."""
-        of = (self.session.order, self.every_launch, self.chart_group)
+        of = (self.session.order, self.every_launch, self.chart_group, self.search)
         if of != self._differing_of:
             self._differing = differing_keys(self.table_records())
             self._differing_of = of

@@ -43,20 +43,31 @@ class ResultsTable(RowTable):
     """
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("s", "cycle_sort", "Sort"),
+        Binding("s", "cycle_sort", "Sort", show=False,
+                tooltip="Sort by the next column (#, test acc, best val, …); S reverses"),
         Binding("S", "reverse_sort", "Reverse sort", show=False),
         Binding("g", "toggle_grouped", "Group", show=False,
                 tooltip="One row per variant (mean ± std over its repeats); Enter expands it"),
         Binding("c", "toggle_diff", "Diff columns", show=False,
                 tooltip="Show only the config columns whose values differ"),
         Binding("a", "every_launch(True)", "All launches", show=False,
-                tooltip="Show the runs of every launch (a Launch column tells them apart)"),
+                tooltip="Every launch in the table (a Launch column tells them apart), or "
+                        "only the launch the charts and the verdict are about"),
         Binding("a", "every_launch(False)", "This launch", show=False,
                 tooltip="Show only the launch the charts and the verdict are about"),
         Binding("left_square_bracket", "step_launch(-1)", "Earlier launch", show=False,
                 tooltip="Show the launch before this one"),
         Binding("right_square_bracket", "step_launch(1)", "Later launch", show=False,
                 tooltip="Show the launch after this one"),
+        Binding("slash", "app.search_runs", "Filter", show=False,
+                tooltip="Show only the runs whose name, label, note, lesson, status or id "
+                        "contain the words you type"),
+        Binding("l", "app.label_run", "Label/note", show=False,
+                tooltip="Give the run under the cursor your own label and a note (saved in "
+                        "its file)"),
+        Binding("delete", "app.archive_runs", "Archive/delete", show=False,
+                tooltip="Archive (or delete for good) the run or variant under the cursor, "
+                        "after asking"),
         Binding("escape", "unhighlight", "Unhighlight", show=False,
                 tooltip="Stop highlighting the selected run in the charts"),
     ]
@@ -132,10 +143,11 @@ class ResultsTable(RowTable):
         return bool(self._warming) or (len(session.records) >= self.WARM_AFTER_RUNS
                                        and self._warming_of != self._warm_key())
 
-    def _warm_key(self) -> tuple[int, bool, str | None]:
-        """The rows a variant list is for: the session's runs and the launches shown."""
+    def _warm_key(self) -> tuple[int, bool, str | None, str]:
+        """The rows a variant list is for: the session's runs, the launches shown, the
+        search."""
         state = self.state
-        return state.session.order, state.every_launch, state.chart_group
+        return state.session.order, state.every_launch, state.chart_group, state.search
 
     def _start_warming(self) -> None:
         order = self._warm_key()
@@ -354,10 +366,15 @@ class RunDetail(Static):
         rec = state.session.records.get(run_id) if run_id else None
         if rec is None:
             self.update(Text("↑/↓ highlights a run in the charts · s sorts · g one row per "
-                             "variant (Enter expands) · c differing columns only", style="dim"))
+                             "variant (Enter expands) · c differing columns only · / filter · "
+                             "l label · del archive", style="dim"))
             return
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append(f"#{state.index(rec.run_id)} {rec.variant} rep {rec.repeat + 1} ", "bold")
+        if rec.label:
+            text.append(f"“{rec.label}” ", "italic")
+        if rec.note:
+            text.append(f"✎ {' '.join(rec.note.split())} · ", "italic")
         text.append_text(status_text(rec, state, width=200))
         if rec.summary.test_acc is not None:
             text.append(f" · test {fmt.pct(rec.summary.test_acc)}")

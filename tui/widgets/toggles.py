@@ -139,7 +139,10 @@ class ToggleForm(VerticalScroll):
                 yield ToggleRow(key, values[key], self.blink)
 
     def on_mount(self) -> None:
-        self.load()
+        # Mounted after the first frame: an app that quits meanwhile removes the controls
+        # before this runs. Nothing is on screen to load any more.
+        with contextlib.suppress(NoMatches):
+            self.load()
 
     # -- state → controls --------------------------------------------------------------------
     def load(self) -> None:
