@@ -60,7 +60,11 @@ async def scenario(tmp_path: Path) -> None:
         await pilot.press("enter")
         await pilot.pause()
         files = sorted(Path.cwd().glob("cnn-tui-results-*.csv"), key=lambda p: len(p.name))
-        assert len(files) == 4  # the runs; beside them every epoch, the statistics, the verdict
+        # The runs; beside them every epoch, the statistics, the verdict, and what the
+        # runs did inside (layers, confusion, per-class accuracy).
+        stem = files[0].stem
+        assert sorted(p.stem.removeprefix(stem) for p in files[1:]) == [
+            "-class-acc", "-confusion", "-history", "-layers", "-summary", "-verdict"]
         with files[0].open() as f:
             rows = list(csv.DictReader(f))
         assert list(rows[0]) == list(CSV_COLUMNS) and len(rows) == 2
