@@ -88,6 +88,9 @@ async def time_tui(folder: Path) -> dict[str, float]:
     from tui.app import CnnTuiApp, StartOptions
     from tui.widgets.results import ResultsTable
 
+    from trainer import paths
+
+    paths.settings_file().unlink(missing_ok=True)  # the default views, not the last size's
     trainer = TrainerProcess(WorkerSettings(runs_dir=str(folder)))
     t0 = time.perf_counter()
     app = CnnTuiApp(trainer, StartOptions(runs_dir=folder, prestart=False, check_data=False,
