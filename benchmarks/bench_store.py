@@ -84,11 +84,10 @@ def time_export(folder: Path, out: Path) -> float:
 
 
 async def time_tui(folder: Path) -> dict[str, float]:
+    from trainer import paths
     from trainer.host.process import TrainerProcess
     from tui.app import CnnTuiApp, StartOptions
     from tui.widgets.results import ResultsTable
-
-    from trainer import paths
 
     paths.settings_file().unlink(missing_ok=True)  # the default views, not the last size's
     trainer = TrainerProcess(WorkerSettings(runs_dir=str(folder)))
