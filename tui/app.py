@@ -15,6 +15,7 @@ import dataclasses
 import gc
 import sys
 import termios
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -123,6 +124,8 @@ class CnnTuiApp(App):
         self.runs.every_launch = self.prefs.every_launch
         self._saved_prefs = self.prefs
         self._prefs_applied = False
+        self._prefs_lock = threading.Lock()
+        self._prefs_made = self._prefs_written = 0  # the order choices were made and saved
         self.store = RunStore(options.runs_dir)
         # A small store loads before the first frame; a big one (thousands of runs, seconds
         # of parsing) loads on a thread after it, so the app is there at once.
@@ -274,13 +277,29 @@ class CnnTuiApp(App):
         current = self.current_prefs()
         if current == self._saved_prefs:
             return
-        problem = prefs.save(self.prefs_path, current)
         self._saved_prefs = current  # one warning per change at most, not one per second
+        # The write (an fsync) happens off the UI thread: a key press never waits for a disk.
+        self._prefs_made += 1
+        made = self._prefs_made
+        self.run_worker(lambda: self._save_prefs(current, made), thread=True, group="prefs",
+                        exclusive=False, exit_on_error=False)
+
+    def _save_prefs(self, current: prefs.Preferences, made: int) -> None:
+        with self._prefs_lock:
+            if made < self._prefs_written:  # a newer choice is on disk already: it wins
+                return
+            self._prefs_written = made
+            problem = prefs.save(self.prefs_path, current)
         if problem:
-            self.notify(problem, title="Preferences", severity="warning", markup=False)
+            with contextlib.suppress(RuntimeError):  # the app may be gone by now
+                self.call_from_thread(self.notify, problem, title="Preferences",
+                                      severity="warning", markup=False)
 
     async def on_unmount(self) -> None:
-        self.remember_prefs()
+        current = self.current_prefs() if self._prefs_applied else None
+        if current is not None and current != self._saved_prefs:
+            self._prefs_made += 1  # before we go, and after any save still under way
+            await asyncio.to_thread(self._save_prefs, current, self._prefs_made)
         await asyncio.to_thread(self.shutdown_trainer)
 
     def shutdown_trainer(self) -> None:
