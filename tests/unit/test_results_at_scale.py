@@ -40,17 +40,22 @@ def write_store(folder: Path) -> None:
         (folder / f"{run_id}.json").write_text(json.dumps(doc))
 
 
+def app_over_a_store(tmp_path: Path) -> CnnTuiApp:
+    """The app (with a fake trainer) over a store of LAUNCHES lesson launches."""
+    runs = tmp_path / "runs"
+    write_store(runs)
+    return CnnTuiApp(FakeTrainer(Script(), store=RunStore(runs)),
+                     StartOptions(runs_dir=runs, check_data=False, blink=False,
+                                  refresh_interval=0.1))
+
+
 def shown(cells: list) -> list[str]:
     return [c.plain if isinstance(c, Text) else str(c) for c in cells]
 
 
 def test_grouped_view_is_computed_ahead_and_matches_a_fresh_computation(tmp_path):
     async def scenario() -> None:
-        runs = tmp_path / "runs"
-        write_store(runs)
-        app = CnnTuiApp(FakeTrainer(Script(), store=RunStore(runs)),
-                        StartOptions(runs_dir=runs, check_data=False, blink=False,
-                                     refresh_interval=0.1))
+        app = app_over_a_store(tmp_path)
         async with app.run_test(size=(160, 40)) as pilot:
             await pilot.press("3", "a")  # every launch
             table = app.main.query_one(ResultsTable)
@@ -78,11 +83,7 @@ def test_the_table_shows_one_launch_and_tells_launches_apart(tmp_path):
     the table shows the latest launch; `a` shows every launch with a Launch column; [ and ]
     step through launches, and the verdict follows the launch shown."""
     async def scenario() -> None:
-        runs = tmp_path / "runs"
-        write_store(runs)
-        app = CnnTuiApp(FakeTrainer(Script(), store=RunStore(runs)),
-                        StartOptions(runs_dir=runs, check_data=False, blink=False,
-                                     refresh_interval=0.1))
+        app = app_over_a_store(tmp_path)
         async with app.run_test(size=(80, 24)) as pilot:
             await pilot.press("3")
             table = app.main.query_one(ResultsTable)
@@ -112,11 +113,7 @@ def test_the_table_shows_one_launch_and_tells_launches_apart(tmp_path):
 
 def test_sort_arrow_shows_at_once_and_widths_return_after_grouping(tmp_path):
     async def scenario() -> None:
-        runs = tmp_path / "runs"
-        write_store(runs)
-        app = CnnTuiApp(FakeTrainer(Script(), store=RunStore(runs)),
-                        StartOptions(runs_dir=runs, check_data=False, blink=False,
-                                     refresh_interval=0.1))
+        app = app_over_a_store(tmp_path)
         async with app.run_test(size=(120, 30)) as pilot:
             await pilot.press("3")
             table = app.main.query_one(ResultsTable)

@@ -443,7 +443,8 @@ async def test_missing_dataset_offers_synthetic(tmp_path):
     async with app.run_test(size=SIZE) as pilot:
         assert app.toggles.config().dataset == "cifar10"
         await pilot.press("r")
-        await wait_for(pilot, lambda: isinstance(app.screen, DataMissingScreen), what="dialog")
+        await wait_for(pilot, lambda: isinstance(app.screen, DataMissingScreen)
+                       and app.screen.query(".dialog-body"), what="the dialog, composed")
         # Every other cifar10 run would fail the same way: they were cancelled, not run
         # (one may already have been handed to the trainer; it fails the same way).
         await wait_for(pilot, lambda: set(statuses(app)) == {"failed"}, what="the drop")

@@ -221,19 +221,13 @@ def write_outputs(args: argparse.Namespace, preset: Preset | None, records: list
     """--csv / --history-csv / --summary-csv; returns 1 when writing failed (runs are safe in
     the store)."""
     code = EXIT_OK
-    if args.csv:
+    runs = f"{len(records)} run{'s' * (len(records) != 1)}"
+    for target, write, what in ((args.csv, write_csv, runs),
+                                (args.history_csv, write_history_csv, f"the epochs of {runs}")):
+        if not target:
+            continue
         try:
-            path = write_csv(records, args.csv)
-            console.print(Text(f"wrote {len(records)} run{'s' * (len(records) != 1)} to "
-                               f"{path}"))
-        except ExportError as e:
-            err.print(Text(f"cnn-tui: {e.message}", style="red"))
-            code = EXIT_FAILED
-    if args.history_csv:
-        try:
-            path = write_history_csv(records, args.history_csv)
-            console.print(Text(f"wrote the epochs of {len(records)} "
-                               f"run{'s' * (len(records) != 1)} to {path}"))
+            console.print(Text(f"wrote {what} to {write(records, target)}"))
         except ExportError as e:
             err.print(Text(f"cnn-tui: {e.message}", style="red"))
             code = EXIT_FAILED
