@@ -58,7 +58,10 @@ class ToggleState:
     # -- configs --------------------------------------------------------------------------------
     def lesson_base(self) -> RunConfig:
         """The lesson's own base (defaults for custom), before start options and edits."""
-        p = self.preset
+        return self._base_of(self.lesson)
+
+    def _base_of(self, key: str) -> RunConfig:
+        p = self.presets.get(key)
         return p.base_config().replace(repeats=p.repeats) if p else DEFAULT
 
     def start_base(self) -> RunConfig:
@@ -162,9 +165,7 @@ class ToggleState:
 
     def lesson_config(self, key: str) -> RunConfig:
         """The start base of lesson `key`: its base with the start-up overrides applied."""
-        p = self.presets.get(key)
-        cfg = p.base_config().replace(repeats=p.repeats) if p else DEFAULT
-        return cfg.replace(**self.overrides)
+        return self._base_of(key).replace(**self.overrides)
 
     def blocking_error(self) -> tuple[str, str] | None:
         """(key, reason) of the first invalid field, in panel order; None when all are valid."""
