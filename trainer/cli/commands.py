@@ -12,6 +12,7 @@ from trainer.cli.output import (
     check_output,
     console_err,
     console_out,
+    export_failed,
     load_lessons,
     runs_dir,
 )
@@ -74,8 +75,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     try:
         path = write_rows(rows, CSV_COLUMNS, target)
     except ExportError as e:
-        err.print(Text(f"cnn-tui: {e.message}", style="red"))
-        return EXIT_FAILED
+        return export_failed(err, e)
     n = len(rows)
     console.print(Text(f"wrote {n} run{'s' * (n != 1)} from {folder} to {path}"))
     code = EXIT_OK
@@ -84,14 +84,12 @@ def cmd_export(args: argparse.Namespace) -> int:
             history = write_history_csv(records, args.history_csv)
             console.print(Text(f"wrote the epochs of {n} run{'s' * (n != 1)} to {history}"))
         except ExportError as e:
-            err.print(Text(f"cnn-tui: {e.message}", style="red"))
-            code = EXIT_FAILED
+            code = export_failed(err, e)
     if args.inside:
         try:
             inside = write_inside_csvs(records, path)
         except ExportError as e:
-            err.print(Text(f"cnn-tui: {e.message}", style="red"))
-            return EXIT_FAILED
+            return export_failed(err, e)
         if inside:
             console.print(Text("wrote layer statistics, confusion matrices and per-class "
                                "accuracy to " + ", ".join(p.name for p in inside)))
@@ -111,8 +109,7 @@ def _export_summaries(args: argparse.Namespace, records: list[RunRecord]) -> int
     try:
         summary, verdict = write_tables(tables, args.summary_csv)
     except ExportError as e:
-        err.print(Text(f"cnn-tui: {e.message}", style="red"))
-        return EXIT_FAILED
+        return export_failed(err, e)
     launches = len({(r["preset"], r["launch"]) for r in tables.verdict})
     console.print(Text(f"wrote the statistics of {launches} lesson launch"
                        f"{'es' * (launches != 1)} to {summary} and the verdicts to {verdict}"))

@@ -7,11 +7,13 @@ import os
 from pathlib import Path
 
 from rich.console import Console
+from rich.text import Text
 
 from trainer import paths
 from trainer.cli.parser import UsageError, presets_dirs
 from trainer.lessons.preset import Preset, PresetProblem
 from trainer.lessons.presets import load_presets
+from trainer.store.csvfile import ExportError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -39,6 +41,12 @@ def check_output(path: str | None, option: str) -> None:
     if path and not Path(path).expanduser().resolve().parent.is_dir():
         raise UsageError(f"{option}: folder {Path(path).expanduser().resolve().parent} "
                          "does not exist")
+
+
+def export_failed(err: Console, error: ExportError) -> int:
+    """Say why a CSV was not written (the message names the path); the exit status."""
+    err.print(Text(f"cnn-tui: {error.message}", style="red"))
+    return EXIT_FAILED
 
 
 def load_lessons(args: argparse.Namespace) -> tuple[dict[str, Preset], list[PresetProblem]]:

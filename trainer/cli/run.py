@@ -23,6 +23,7 @@ from trainer.cli.output import (
     check_output,
     console_err,
     console_out,
+    export_failed,
     load_lessons,
     runs_dir,
 )
@@ -229,16 +230,14 @@ def write_outputs(args: argparse.Namespace, preset: Preset | None, records: list
         try:
             console.print(Text(f"wrote {what} to {write(records, target)}"))
         except ExportError as e:
-            err.print(Text(f"cnn-tui: {e.message}", style="red"))
-            code = EXIT_FAILED
+            code = export_failed(err, e)
     if args.summary_csv and preset is not None:
         try:
             launch = records[0].group if records else ""
             summary, verdict = write_tables(lesson_tables(preset, records, launch),
                                             args.summary_csv)
         except ExportError as e:
-            err.print(Text(f"cnn-tui: {e.message}", style="red"))
-            return EXIT_FAILED
+            return export_failed(err, e)
         console.print(Text(f"wrote the statistics of '{preset.key}' to {summary} and its "
                            f"verdict to {verdict}"))
     return code
