@@ -1,7 +1,8 @@
 """Dead time: the app's first frame, and how long a run waits before its first step.
 
-  frame       process start → first frame: a bare Textual hello-world app, and cnn-tui (an
-              empty runs folder, no trainer started); the goal is cnn-tui ≤ 1.5× hello-world
+  frame       process start → first paint in a real terminal (a 100×30 pty): a bare Textual
+              hello-world app, and `cnn-tui` (an empty runs folder; its private worker starts
+              after the first frame); the goal is cnn-tui ≤ 1.5× hello-world
   first step  `cnn-tui run` start → the run's first Progress event (its first steps done),
               with the synthetic data cached: into a lab whose worker is warm (the TUI's
               case: the lab starts its workers when the app opens), and cold (no lab yet:
@@ -14,11 +15,17 @@
 from __future__ import annotations
 
 import argparse
+import fcntl
 import os
+import pty
+import select
+import signal
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
+import termios
 import time
 from pathlib import Path
 
@@ -27,36 +34,56 @@ TINY = ["--dataset", "synthetic", "--epochs", "1", "--set", "train_subset=2000",
         "--set", "widths=8,16,16"]
 
 HELLO = """
-import time, sys
 from textual.app import App
 from textual.widgets import Label
 class Hello(App):
     def compose(self):
         yield Label("hello")
-    def on_mount(self):
-        self.call_after_refresh(self.exit)
-Hello().run(headless=True, size=(100, 30))
-"""
-
-CNN = """
-import sys
-from pathlib import Path
-from trainer.host.process import TrainerProcess
-from trainer.events import WorkerSettings
-from tui.app import CnnTuiApp, StartOptions
-runs = Path(sys.argv[1])
-app = CnnTuiApp(TrainerProcess(WorkerSettings(runs_dir=str(runs))),
-                StartOptions(runs_dir=runs, prestart=False, check_data=False))
-app.call_after_refresh(app.exit)
-app.run(headless=True, size=(100, 30))
+Hello().run()
 """
 
 
-def frame(script: str, *args: str) -> float:
+def bytecode_env(**extra: str) -> dict[str, str]:
+    """The environment of a user's install: compiled bytecode kept (pip compiles Textual's;
+    a session that sets PYTHONDONTWRITEBYTECODE would recompile ours on every start)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    return {**env, "TERM": "xterm-256color", **extra}
+
+
+def painted(argv: list[str], marker: bytes, env: dict[str, str]) -> float:
+    """Process start → the first screen written to a real 100×30 terminal (a pty) that
+    shows `marker`: what a user waits for, driver start-up and first paint included."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-c", script, *args], check=True, cwd=REPO,
-                   capture_output=True, env={**os.environ, "CNN_TUI_LAB": "off"})
-    return time.perf_counter() - t0
+    proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env, cwd=REPO,
+                            start_new_session=True)
+    os.close(slave)
+    seen = b""
+    try:
+        while marker not in seen:
+            ready, _, _ = select.select([master], [], [], 30)
+            if not ready:
+                raise TimeoutError(f"no {marker!r} on the screen of {argv} after 30 s")
+            seen = seen[-len(marker):] + os.read(master, 1 << 16)
+        return time.perf_counter() - t0
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        os.close(master)
+
+
+def frames(rounds: int, runs: Path) -> tuple[float, float]:
+    """Median first paint of a bare Textual hello-world and of `cnn-tui` (empty runs folder,
+    private worker started after the first frame), after one untimed start of each."""
+    hello = [sys.executable, "-c", HELLO]
+    cnn = [sys.executable, "-m", "tui.cli", "--runs-dir", str(runs)]
+    env = bytecode_env(CNN_TUI_LAB="off")
+    painted(hello, b"hello", env)
+    painted(cnn, b"Lessons", env)
+    med = statistics.median
+    return (med(painted(hello, b"hello", env) for _ in range(rounds)),
+            med(painted(cnn, b"Lessons", env) for _ in range(rounds)))
 
 
 def lab_env(home: Path) -> dict[str, str]:
@@ -115,8 +142,7 @@ def main() -> None:
     home = Path(tempfile.mkdtemp(prefix="bench-start-"))
     os.environ["CNN_TUI_HOME"] = str(home)
     med = statistics.median
-    hello = med(frame(HELLO) for _ in range(args.rounds))
-    cnn = med(frame(CNN, str(home / "runs")) for _ in range(args.rounds))
+    hello, cnn = frames(args.rounds, home / "runs")
     print(f"first frame: hello-world {hello:.2f} s · cnn-tui {cnn:.2f} s "
           f"({cnn / hello:.2f}×; goal ≤1.5×)")
     started, stepped = setup_times(args.rounds)

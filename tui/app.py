@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from textual import on
 from textual.app import App, SystemCommand
@@ -52,7 +52,6 @@ from tui.screens.dialogs import (
     SearchScreen,
 )
 from tui.screens.help import NAVIGATION, HelpScreen, binding_rows
-from tui.screens.inside import InsideScreen
 from tui.screens.main import SPLIT_WIDTH, MainScreen
 from tui.state import prefs
 from tui.state.columns import columns_for
@@ -62,7 +61,9 @@ from tui.state.toggles import ToggleState
 from tui.widgets.lessons import LessonView
 from tui.widgets.results import ResultsTable
 from tui.widgets.system import SystemLine
-from tui.widgets.toggles import ToggleForm
+
+if TYPE_CHECKING:
+    from tui.widgets.toggles import ToggleForm
 
 TERMINAL_CHECK_S = 0.5  # how often the app checks that its terminal is still there
 
@@ -178,13 +179,10 @@ class CnnTuiApp(App):
                         timeout=15)
         if getattr(self.trainer, "held", False):
             self.call_later(self._offer_resume)
-        start = getattr(self.trainer, "start", None)
-        if self.options.prestart and start is not None:
-            try:
-                start()
-            except Exception as err:  # the first run will try again and report it
-                self.notify(f"Could not start the trainer process yet: {err}", markup=False,
-                            severity="warning")
+        if self.options.prestart:
+            # After the first frame: starting a process (or a lab's workers) must not hold
+            # back the first screen; the worker then imports torch while the user reads.
+            self.call_after_refresh(self._prestart)
         self.bridge.start()
         self.update_titles()
         for warning in self.prefs_warnings:
@@ -196,6 +194,16 @@ class CnnTuiApp(App):
         self.set_interval(self.options.refresh_interval, self._refresh_views)
         if not self.is_headless:
             self.set_interval(TERMINAL_CHECK_S, self._watch_terminal)
+
+    def _prestart(self) -> None:
+        start = getattr(self.trainer, "start", None)
+        if start is None:
+            return
+        try:
+            start()
+        except Exception as err:  # the first run will try again and report it
+            self.notify(f"Could not start the trainer process yet: {err}", markup=False,
+                        severity="warning")
 
     def on_view_changed(self, event: ViewChanged) -> None:
         self.remember_prefs()  # now, while the screen is there (at exit it is gone first)
@@ -783,6 +791,9 @@ class CnnTuiApp(App):
         self.push_screen(HelpScreen(self.help_sections()))
 
     def help_sections(self) -> list[tuple[str, list[tuple[str, str]]]]:
+        from tui.screens.inside import InsideScreen  # (loaded when first needed, not at start)
+        from tui.widgets.toggles import ToggleForm
+
         return [
             ("Everywhere", binding_rows(self.BINDINGS)),
             ("Main screen", binding_rows(MainScreen.BINDINGS)),
@@ -835,8 +846,8 @@ class CnnTuiApp(App):
                             lambda: self._switch_lesson("custom"), discover=False)
 
     def _reset_toggles(self) -> None:
-        for form in self.main.query(ToggleForm):
-            form.action_reset()
+        for form in self.main.query("ToggleForm"):  # (none before the form is mounted)
+            cast("ToggleForm", form).action_reset()
 
     def _switch_lesson(self, key: str, run: bool = False) -> None:
         from tui.widgets.lessons import LessonList

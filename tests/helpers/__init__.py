@@ -28,11 +28,22 @@ def tiny(**changes: object) -> RunConfig:
 
 async def wait_for(pilot: Any, condition: Callable[[], object], timeout: float = 10.0,
                    what: str = "condition") -> None:
-    """In a Pilot test: let the app run until `condition()` holds (fail after `timeout` s)."""
+    """In a Pilot test: let the app run until `condition()` holds (fail after `timeout` s).
+
+    A condition that queries a widget not mounted yet (the charts and the toggle form mount
+    after the first frame) counts as not holding yet."""
+    from textual.css.query import NoMatches
+
     deadline = time.monotonic() + timeout
-    while not condition():
+    while True:
+        missing: NoMatches | None = None
+        try:
+            if condition():
+                return
+        except NoMatches as exc:
+            missing = exc
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}") from missing
         await pilot.pause(0.05)
 
 

@@ -177,15 +177,17 @@ async def test_the_pinned_baseline_is_remembered_while_its_run_is_stored(tmp_pat
 
     again = make_app(tmp_path)
     async with again.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: again.main.query_one("#loss-chart", CurveChart)
+                       .shown_baseline is not None, what="the baseline")
         chart = again.main.query_one("#loss-chart", CurveChart)
-        await wait_for(pilot, lambda: chart.shown_baseline is not None, what="the baseline")
         assert chart.shown_baseline.run_id == pinned
 
     for f in (tmp_path / "runs").glob("*.json"):  # its run deleted: quietly not pinned
         f.unlink()
     third = make_app(tmp_path)
     async with third.run_test(size=(120, 40)) as pilot:
-        await pilot.pause()
+        await wait_for(pilot, lambda: third.main.query_one("#loss-chart", CurveChart),
+                       what="the charts")  # (they mount after the first frame)
         assert third.runs.pinned is None
         assert third.main.query_one("#loss-chart", CurveChart).shown_baseline is None
 

@@ -13,16 +13,17 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 
-from trainer.cli.commands import cmd_export, cmd_presets
-from trainer.cli.lab import cmd_lab
 from trainer.cli.output import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, console_err
 from trainer.cli.parser import UsageError, build_parser, resolve_overrides
-from trainer.cli.run import MakeTrainer, cmd_run
 from trainer.config import ConfigError
 from trainer.lab.place import LabError
+
+if TYPE_CHECKING:
+    from trainer.cli.run import MakeTrainer
 
 LaunchTui = Callable[[argparse.Namespace], int]
 
@@ -46,9 +47,18 @@ def main(argv: Sequence[str] | None = None, launch_tui: LaunchTui | None = None,
                           "use 'cnn-tui run', 'cnn-tui presets' or 'cnn-tui export'.")
                 return EXIT_USAGE
             return int(launch_tui(args) or 0)
+        # Each command's module is imported when it runs (the TUI's start needs none of them).
         if args.command == "run":
+            from trainer.cli.run import cmd_run
+
             return cmd_run(args, make_trainer)
-        return {"presets": cmd_presets, "export": cmd_export, "lab": cmd_lab}[args.command](args)
+        if args.command == "lab":
+            from trainer.cli.lab import cmd_lab
+
+            return cmd_lab(args)
+        from trainer.cli.commands import cmd_export, cmd_presets
+
+        return {"presets": cmd_presets, "export": cmd_export}[args.command](args)
     except UsageError as e:
         err.print(Text(f"cnn-tui: error: {e}"))
         return EXIT_USAGE

@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar, cast
 
 from rich.text import Text
 from textual import events, on
@@ -29,18 +29,20 @@ from textual.widget import MountError
 from textual.widgets import ContentSwitcher, Footer, Header, Static, Tab, Tabs
 
 from tui.messages import LessonChosen, RunSelected, TogglesChanged, ViewChanged
-from tui.screens.inside import InsideScreen
 from tui.state.curves import next_smoothing
 from tui.state.runs import RunsView
 from tui.state.system import SystemSampler
 from tui.state.toggles import ToggleState
-from tui.widgets.charts import ChartLegend, ChartView, CurveChart
+from tui.widgets.legend import ChartLegend, ChartView
 from tui.widgets.lessons import LessonList, LessonView
 from tui.widgets.results import ResultsTable, RunDetail
 from tui.widgets.runbar import RunBar
 from tui.widgets.system import SystemLine
-from tui.widgets.toggles import ToggleForm
 from tui.widgets.verdict import VerdictCard, VerdictPanel, verdict_line
+
+if TYPE_CHECKING:  # imported where first used: the first frame needs neither (plotext, forms)
+    from tui.widgets.charts import CurveChart
+    from tui.widgets.toggles import ToggleForm
 
 TABS = ("lessons", "toggles", "runs")
 SPLIT_WIDTH = 160  # from here the lessons / toggles and the runs are side by side
@@ -131,9 +133,7 @@ class MainScreen(Screen):
                     yield LessonView(id="lesson-view")
                 yield Container(id="toggles")  # its form comes after the first frame
             with RunsPanel(id="runs-body"):
-                with Horizontal(id="charts"):
-                    yield CurveChart("loss", id="loss-chart")
-                    yield CurveChart("acc", id="acc-chart")
+                yield Horizontal(id="charts")  # its two plots come after the first frame
                 yield ChartLegend(id="legend")
                 yield Static(id="verdict-line")
                 with Horizontal(id="table-row"):
@@ -147,6 +147,7 @@ class MainScreen(Screen):
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
+        self.call_after_refresh(self._mount_charts)
         self.call_after_refresh(self._mount_toggles)
         lessons = self.query_one(LessonList)
         lessons.select_key(self.toggles.lesson)
@@ -189,8 +190,8 @@ class MainScreen(Screen):
             hint=None if group else "no runs yet — press r to run the lesson",
             smoothing=self.smoothing, log_loss=self.log_loss, baseline=runs.baseline(),
         )
-        for chart in self.query(CurveChart):
-            chart.draw(view)
+        for chart in self.query("CurveChart"):
+            cast("CurveChart", chart).draw(view)
         labels = runs.variant_order(runs.chart_group)
         chosen = runs.session.records.get(runs.selected or "")
         selected = chosen.variant if chosen is not None else None
@@ -239,9 +240,22 @@ class MainScreen(Screen):
         self._reload_toggles()
         self.runs.dirty_bar = True
 
+    async def _mount_charts(self) -> None:
+        """The two plotext charts are mounted (and plotext imported) after the first frame:
+        below SPLIT_WIDTH the first screen does not show them at all."""
+        from tui.widgets.charts import CurveChart
+
+        box = self.query_one("#charts", Horizontal)
+        with contextlib.suppress(MountError):  # the app quit before its first frame was out
+            await box.mount_all([CurveChart("loss", id="loss-chart"),
+                                 CurveChart("acc", id="acc-chart")])
+            self._charts()
+
     async def _mount_toggles(self) -> None:
         """The toggle form (dozens of controls the first screen hides) is mounted after
         the first frame, which it would otherwise delay by most of a second."""
+        from tui.widgets.toggles import ToggleForm
+
         pane = self.query_one("#toggles", Container)
         form = ToggleForm(self.toggles, blink=self.blink, id="toggle-form")
         with contextlib.suppress(MountError):  # the app quit before its first frame was out
@@ -251,8 +265,8 @@ class MainScreen(Screen):
 
     def _reload_toggles(self) -> None:
         # (The form is mounted lazily; once mounted it loads the current toggles itself.)
-        for form in self.query(ToggleForm):
-            form.load()
+        for form in self.query("ToggleForm"):
+            cast("ToggleForm", form).load()
 
     @on(TogglesChanged)
     def _toggles(self) -> None:
@@ -337,6 +351,8 @@ class MainScreen(Screen):
         group = self.runs.chart_runs()
         preset = self.toggles.presets.get(group[0].preset) if group else None
         title = preset.title if preset else ("Custom run" if group else "no launch yet")
+        from tui.screens.inside import InsideScreen
+
         self.app.push_screen(InsideScreen(self.runs, title))
 
     def action_verdict_view(self, on: bool) -> None:
@@ -346,8 +362,8 @@ class MainScreen(Screen):
         if name == "lessons":
             self.query_one(LessonList).focus()
         elif name == "toggles":
-            for form in self.query(ToggleForm):
-                form.first_control().focus()
+            for form in self.query("ToggleForm"):
+                cast("ToggleForm", form).first_control().focus()
         elif self.verdict_view:
             self.query_one(VerdictPanel).focus()
         else:
@@ -356,8 +372,8 @@ class MainScreen(Screen):
     def show_field(self, key: str) -> None:
         """Bring an invalid toggle into view with the cursor in it."""
         self.page = "toggles"
-        for form in self.query(ToggleForm):
-            form.focus_key(key)
+        for form in self.query("ToggleForm"):
+            cast("ToggleForm", form).focus_key(key)
 
     def action_chart_mode(self) -> None:
         self.chart_mode = "runs" if self.chart_mode == "mean" else "mean"

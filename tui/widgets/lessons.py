@@ -20,7 +20,7 @@ from trainer.text import reflow
 from tui.messages import LessonChosen
 from tui.state.runs import RunsView
 from tui.state.toggles import ToggleState
-from tui.widgets.charts import colour, hex_colour
+from tui.widgets.legend import colour, hex_colour
 from tui.widgets.verdict import VerdictCard
 
 
