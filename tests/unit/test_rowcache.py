@@ -47,7 +47,9 @@ def test_unchanged_ended_runs_are_not_parsed_again(tmp_path, monkeypatch):
                                         if p.name not in {store.path(r.run_id).name
                                                           for r in recs} | {"bad.json"})])
     doc = json.loads(cache.read_text())
-    assert all(e.get("row", {}).get("status") != "queued" for e in doc["files"].values())
+    status = rowcache.CSV_COLUMNS.index("status")
+    cached = [e["cells"] for e in doc["files"].values() if "cells" in e]
+    assert len(cached) == 3 and all(cells[status] != "queued" for cells in cached)
 
 
 def test_a_forged_or_stale_cache_is_ignored(tmp_path):
@@ -81,3 +83,21 @@ def test_runs_a_worker_ended_are_exported_without_parsing(tmp_path, monkeypatch)
     read.clear()
     rows, _ = rowcache.export_rows(store)
     assert rows[0]["variant"] == "renamed" and read == [store.path(recs[0].run_id).name]
+
+
+def test_a_torn_note_costs_only_its_own_run_a_parse(tmp_path, monkeypatch):
+    """Notes are merged with one decode; a line torn by a crash mid-write falls back to
+    reading the notes line by line, and only the torn run's file is parsed."""
+    store = RunStore(tmp_path / "runs")
+    recs = stored(store, 3)
+    for rec in recs:
+        rowcache.remember(store, rec.run_id)
+    notes = rowcache.cache_path(store).with_suffix(".notes")
+    lines = notes.read_bytes().splitlines(keepends=True)
+    notes.write_bytes(lines[0] + lines[1][: len(lines[1]) // 2] + b"\n" + lines[2])
+    read = []
+    real = store.read_entry
+    monkeypatch.setattr(store, "read_entry", lambda p: read.append(p.name) or real(p))
+    rows, warnings = rowcache.export_rows(store)
+    assert [r["variant"] for r in rows] == ["v0", "v1", "v2"] and warnings == []
+    assert read == [store.path(recs[1].run_id).name]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import operator
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -68,6 +69,22 @@ def cells(values: Mapping[str, Any], columns: Sequence[str]) -> dict[str, str]:
     return {col: csv_cell(values.get(col)) for col in columns}
 
 
+def _csv_text(rows: list[Mapping[str, str]], columns: Sequence[str]) -> io.StringIO:
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    if len(columns) > 1:
+        try:  # rows made by `cells` hold every column: one C-level lookup per row
+            writer.writerows(map(operator.itemgetter(*columns), rows))
+            return buffer
+        except KeyError:
+            buffer = io.StringIO(newline="")
+            writer = csv.writer(buffer, lineterminator="\n")
+            writer.writerow(columns)
+    writer.writerows([row.get(k, "") for k in columns] for row in rows)
+    return buffer
+
+
 def write_rows(rows: Iterable[Mapping[str, str]], columns: Sequence[str],
                path: str | Path) -> Path:
     """Write rows of cells (see `cells`) under a header; returns the absolute path.
@@ -82,11 +99,7 @@ def write_rows(rows: Iterable[Mapping[str, str]], columns: Sequence[str],
     if not folder.is_dir():
         raise ExportError(f"cannot write {target}: the folder {folder} does not exist "
                           "(create it or choose another path)", target)
-    buffer = io.StringIO(newline="")
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(columns)
-    for row in rows:
-        writer.writerow([row.get(k, "") for k in columns])
+    buffer = _csv_text(list(rows), columns)
     try:
         atomic_write(target, buffer.getvalue().encode("utf-8"))
     except OSError as exc:

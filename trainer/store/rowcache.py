@@ -13,6 +13,7 @@ costs time.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -27,10 +28,11 @@ from trainer.store.export import CSV_COLUMNS, record_row
 from trainer.store.record import RunRecord
 from trainer.store.runstore import RunStore
 
-VERSION = 1
+VERSION = 2  # 2: a row is its cells in CSV_COLUMNS order (a third of the JSON to decode)
 MAX_CACHE_BYTES = 512 * 1024 * 1024
 
 
+@functools.cache
 def _signature() -> str:
     """Changes whenever the rows would: this module's version and the CSV's columns."""
     return hashlib.sha256(f"{VERSION}:{','.join(CSV_COLUMNS)}".encode()).hexdigest()[:16]
@@ -102,13 +104,21 @@ def _take_notes(store: RunStore, files: dict[str, Any]) -> Path | None:
         data = read_bounded(taken, MAX_CACHE_BYTES)
     except OSError:
         return None
-    for line in data.splitlines():
-        with contextlib.suppress(ValueError):
-            entry = json.loads(line)
-            if isinstance(entry, dict) and entry.get("signature") == _signature() \
-                    and isinstance(entry.get("name"), str):
-                files[entry["name"]] = {k: v for k, v in entry.items()
-                                        if k not in ("signature", "name")}
+    lines = data.splitlines()
+    try:  # one decode for the whole file; a torn or foreign line: then line by line
+        entries = json.loads(b"[" + b",".join(lines) + b"]") if lines else []
+    except ValueError:
+        entries = []
+        for line in lines:
+            with contextlib.suppress(ValueError):
+                entries.append(json.loads(line))
+    signature = _signature()
+    for entry in entries:
+        if isinstance(entry, dict) and entry.get("signature") == signature \
+                and isinstance(entry.get("name"), str):
+            name = entry.pop("name")
+            entry.pop("signature")
+            files[name] = entry
     return taken
 
 
@@ -120,30 +130,37 @@ def export_rows(store: RunStore) -> tuple[list[dict[str, str]], list[str]]:
     fresh: dict[str, Any] = {}
     found: list[tuple[str, str, dict[str, str]]] = []  # (created, run id, row)
     warnings: list[str] = []
-    if not store.dir.is_dir():
+    changed = taken is not None
+    try:  # names and lstat in one pass (a Path and a glob match per file cost more)
+        with os.scandir(store.dir) as scan:
+            entries = sorted((e for e in scan if e.name.endswith(".json")),
+                             key=lambda e: e.name)
+    except OSError:
         return [], []
-    for path in sorted(store.dir.glob("*.json")):
+    for item in entries:
         try:
-            key = _key(path.lstat())
+            key = _key(item.stat(follow_symlinks=False))
         except OSError:
             key = None
-        hit = cached.get(path.name)
+        hit = cached.get(item.name)
         if key is not None and isinstance(hit, dict) and hit.get("key") == key:
-            fresh[path.name] = hit
+            fresh[item.name] = hit
             if hit.get("warning"):
                 warnings.append(str(hit["warning"]))
-            if isinstance(hit.get("row"), dict):
+            row = hit.get("cells")
+            if isinstance(row, list) and len(row) == len(CSV_COLUMNS):
                 found.append((str(hit.get("created", "")), str(hit.get("run_id", "")),
-                              hit["row"]))
+                              dict(zip(CSV_COLUMNS, row, strict=True))))
             continue
-        rec, warning = store.read_entry(path)
+        rec, warning = store.read_entry(store.dir / item.name)
         if warning:
             warnings.append(warning)
         if rec is not None:
             found.append((rec.created, rec.run_id, record_row(rec)))
         if key is not None and (rec is None or rec.terminal):
-            fresh[path.name] = _entry(key, rec, warning)
-    if fresh != cached or taken is not None:
+            fresh[item.name] = _entry(key, rec, warning)
+            changed = True
+    if changed or len(fresh) != len(cached):  # parsed something, or files went away
         _save(store, fresh)
     if taken is not None:  # only once its rows are in the cache file
         with contextlib.suppress(OSError):
@@ -155,5 +172,7 @@ def export_rows(store: RunStore) -> tuple[list[dict[str, str]], list[str]]:
 def _entry(key: list[int], rec: RunRecord | None, warning: str) -> dict[str, Any]:
     if rec is None:
         return {"key": key, "warning": warning}
-    return {"key": key, "created": rec.created, "run_id": rec.run_id, "row": record_row(rec),
+    row = record_row(rec)
+    return {"key": key, "created": rec.created, "run_id": rec.run_id,
+            "cells": [row.get(column, "") for column in CSV_COLUMNS],
             "warning": warning}
