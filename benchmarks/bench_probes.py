@@ -9,7 +9,7 @@ set's 8,500 (the default here, the worst realistic case).
 
 Then the size of a 30-epoch course-CNN record as the store writes it (layer statistics of a
 real probe pass of the default model, repeated for 30 epochs, and a 10,000-image diagnosis),
-with and without the look-inside fields, and at the 1,000-epoch limit.
+with and without the look-inside fields, and at the 1,000-epoch limit (statistics thinned, see store.apply).
 
     python benchmarks/bench_probes.py                       # CPU, synthetic, ~2 minutes
     python benchmarks/bench_probes.py --widths 32,64,128 --epochs 3 --rounds 3
@@ -93,7 +93,7 @@ def main() -> None:
     print("same losses with probes on and off:", results[True] == results[False])
     plain, full = record_size(30, False), record_size(30, True)
     print(f"30-epoch course-CNN record: {full / 1024:.1f} KB with the look-inside data, "
-          f"{plain / 1024:.1f} KB without; at the 1,000-epoch limit "
+          f"{plain / 1024:.1f} KB without; 1,000 epochs (statistics thinned) "
           f"{record_size(1000, True) / 1024:.0f} KB")
 
 

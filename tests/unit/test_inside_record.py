@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 
 import pytest
@@ -69,6 +70,24 @@ def test_records_without_the_data_parse_as_not_recorded():
 def test_a_30_epoch_course_run_stays_small():
     text = json.dumps(course_run().to_json(), indent=1, ensure_ascii=False)  # as the store writes
     assert len(text.encode()) < 100_000
+
+
+def test_a_long_run_keeps_its_statistics_thinned_and_bounded():
+    """1,000 epochs: at most KEPT_PROBE_EPOCHS of them, spread over the whole run (the first
+    and the latest always), each epoch's numbers unchanged, and the record stays small."""
+    from trainer.store.apply import KEPT_PROBE_EPOCHS
+
+    record = apply_event(None, started())
+    for n in range(1, 1001):
+        record = apply_event(record, epoch(n))
+        assert record.probes[-1].epoch == n and len(record.probes) <= KEPT_PROBE_EPOCHS
+    epochs = [p.epoch for p in record.probes]
+    assert epochs[0] == 1 and epochs == sorted(set(epochs)) and len(epochs) > KEPT_PROBE_EPOCHS / 2
+    gaps = [b - a for a, b in itertools.pairwise(epochs)]
+    assert max(gaps) <= 16  # no stretch of the run left without statistics
+    assert all(p.layers == layers(p.epoch) for p in record.probes)
+    text = json.dumps(record.to_json(), indent=1, ensure_ascii=False)
+    assert len(text.encode()) < 300_000
 
 
 def broken(change) -> str:

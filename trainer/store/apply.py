@@ -156,12 +156,24 @@ def apply_event(record: RunRecord | None, event: Event) -> RunRecord:
     return record.with_changes(notices=(*record.notices, message), updated=stamp)
 
 
+KEPT_PROBE_EPOCHS = 120
+"""Layer statistics kept per run. A longer run keeps every s-th epoch (1, 1+s, 1+2s, …; s
+doubles as the run grows) and always its latest, so the strips stay evenly spread over the
+whole run and a 1,000-epoch record stays well under a few hundred KB."""
+
+
 def _probes(probes: tuple[ProbeEpoch, ...], event: EpochEnd) -> tuple[ProbeEpoch, ...]:
     """The probes with this epoch's layer statistics (replacing a repeated epoch's)."""
     if not event.layers:
         return probes
     kept = (p for p in probes if p.epoch != event.epoch)
-    return tuple(sorted((*kept, ProbeEpoch(event.epoch, event.layers)), key=lambda p: p.epoch))
+    out = tuple(sorted((*kept, ProbeEpoch(event.epoch, event.layers)), key=lambda p: p.epoch))
+    stride = 1
+    while -(-out[-1].epoch // stride) > KEPT_PROBE_EPOCHS - 1:
+        stride *= 2
+    if stride > 1:
+        out = (*(p for p in out[:-1] if (p.epoch - 1) % stride == 0), out[-1])
+    return out
 
 
 def diverged_message(event: RunDiverged, record: RunRecord) -> str:
