@@ -4,11 +4,13 @@ test_hostile_input)."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 
 import numpy as np
 import pytest
 from helpers.inside import IMAGES, diagnosis, filters, made_images, write_images_file
+from textual.app import SuspendNotSupported
 
 from trainer import imagefile, paths
 from trainer.events import Filters
@@ -99,3 +101,41 @@ def test_filter_titles_say_what_is_drawn_or_not_recorded():
     assert gallery.filters_title(run(diagnosis())) == "First-layer filters: not recorded"
     assert gallery.filters_title(run(diagnosis(gallery=True))).startswith(
         "First-layer filters: 32 of 3×3 (RGB)")
+
+
+class FakeApp:
+    """Just what `images._load` uses of an App: headless or not, and `suspend`."""
+
+    def __init__(self, headless: bool = False, can_suspend: bool = True) -> None:
+        self.is_headless, self.can_suspend, self.suspended = headless, can_suspend, 0
+
+    @contextlib.contextmanager
+    def suspend(self):
+        if not self.can_suspend:
+            raise SuspendNotSupported("no")
+        self.suspended += 1
+        yield
+
+
+def test_on_a_terminal_the_library_is_loaded_with_the_app_suspended(monkeypatch):
+    """textual-image asks the terminal at import; with Textual running, the answer would be
+    read as key presses, so the import happens while the app is suspended."""
+    from textual_image import renderable, widget
+
+    from tui.widgets import images
+
+    monkeypatch.setattr(images, "_tty", lambda: True)
+    app = FakeApp()
+    assert images._load(app).widget is widget.HalfcellImage and app.suspended == 1
+    monkeypatch.setattr(renderable, "Image", renderable.SixelImage)  # a Sixel terminal
+    sixel = images._load(app)
+    assert sixel.widget is widget.SixelImage and sixel.graphics and sixel.name == "Sixel"
+    monkeypatch.setattr(renderable, "Image", renderable.TGPImage)
+    assert images._load(app).widget is widget.TGPImage
+    monkeypatch.setenv("CNN_TUI_IMAGES", "halfcell")  # claimed, but drawn badly
+    assert images._load(app).widget is widget.HalfcellImage
+    cannot = images._load(FakeApp(can_suspend=False))
+    assert cannot.widget is None and "cannot be asked" in cannot.why
+    headless = FakeApp(headless=True)
+    monkeypatch.delenv("CNN_TUI_IMAGES")
+    assert images._load(headless).widget is widget.HalfcellImage and headless.suspended == 0
