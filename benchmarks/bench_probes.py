@@ -8,8 +8,9 @@ forward + backward of PROBE_SIZE (256) images per epoch, so its share is about
 set's 8,500 (the default here, the worst realistic case).
 
 Then the size of a 30-epoch course-CNN record as the store writes it (layer statistics of a
-real probe pass of the default model, repeated for 30 epochs, and a 10,000-image diagnosis),
-with and without the look-inside fields, and at the 1,000-epoch limit (statistics thinned, see store.apply).
+real probe pass of the default model, repeated for 30 epochs, and a 10,000-image diagnosis
+with the first layer's 32 filters and the test-images key), with and without the look-inside
+fields, and at 1,000 epochs (statistics thinned, see store.apply).
 
     python benchmarks/bench_probes.py                       # CPU, synthetic, ~2 minutes
     python benchmarks/bench_probes.py --widths 32,64,128 --epochs 3 --rounds 3
@@ -58,7 +59,9 @@ def record_size(epochs: int, inside: bool) -> int:
     pred = torch.where(torch.rand(10_000, generator=gen) < 0.7, test_y,
                        torch.randint(0, 10, (10_000,), generator=gen))
     conf = 0.1 + 0.9 * torch.rand(10_000, generator=gen)
-    diagnosis = probes.diagnose(test_y, pred, conf, data.CIFAR10_CLASSES) if inside else None
+    diagnosis = probes.diagnose(test_y, pred, conf, data.CIFAR10_CLASSES,
+                                test_images="cifar10-0123abcd-4567ef89",
+                                filters=probes.first_filters(model)) if inside else None
     assert rec is not None
     rec = apply_event(rec, RunFinished(rec.run_id, 1.0, 0.7, 25, 0.71, 0.9, epochs, 600.0,
                                        2000.0, diagnosis=diagnosis))

@@ -130,6 +130,17 @@ class Mistake:
 
 CONFIDENCE_BINS = 10  # histogram of the chosen class's probability over [0, 1]
 MAX_MISTAKES = 32
+MAX_FILTERS = 64  # first-layer filters kept (the course CNN's first conv has 32)
+
+
+@dataclass(frozen=True)
+class Filters:
+    """The first conv layer's kernels at the tested weights, to be looked at as images:
+    `values` holds shape = (filters, input channels, k, k) numbers in row-major order, each
+    rounded to 3 significant digits (an image needs no more, and the record stays small)."""
+
+    shape: tuple[int, int, int, int]
+    values: tuple[float, ...]
 
 
 @dataclass(frozen=True)
@@ -141,6 +152,11 @@ class TestDiagnosis:
     confident_right: tuple[int, ...]  # CONFIDENCE_BINS counts of correct predictions
     confident_wrong: tuple[int, ...]  # … and of wrong ones
     mistakes: tuple[Mistake, ...] = ()  # the most confident mistakes, at most MAX_MISTAKES
+    # The dataset's key, naming its test-images file on the machine that shows the run
+    # (trainer.paths.test_images_file): the mistakes' pixels stay there, never in the record.
+    # "" = not recorded (runs before the gallery, or a dataset without a fixed test set).
+    test_images: str = ""
+    filters: Filters | None = None  # the first conv layer's kernels; None = not recorded
 
     @property
     def class_acc(self) -> tuple[float | None, ...]:

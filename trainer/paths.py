@@ -7,6 +7,7 @@ from a user's real data; otherwise platformdirs picks the OS-appropriate places.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from platformdirs import user_cache_path, user_config_path, user_data_path, user_state_path
@@ -29,6 +30,20 @@ def cache_dir() -> Path:
     """Decoded-dataset tensor caches (safe to delete)."""
     home = _home()
     return (home / "cache") if home else user_cache_path(APP)
+
+
+DATASET_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")  # a plain file-name part
+
+
+def test_images_file(key: str) -> Path | None:
+    """The test images of dataset `key` (uint8 [N,32,32,3] .npy, written by the worker beside
+    the dataset cache, read by the Inside view), or None when `key` is not a plain name.
+
+    The key comes from a run record, which may have been copied from elsewhere or edited, so
+    it only ever names a file in this machine's own cache folder: never a path."""
+    if not DATASET_KEY.fullmatch(key):
+        return None
+    return cache_dir() / f"{key}-test.npy"
 
 
 def data_dir() -> Path:

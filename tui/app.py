@@ -819,8 +819,9 @@ class CnnTuiApp(App):
                             self.action_stop_run)
         yield SystemCommand("Cancel queue", "Drop every queued run (X)",
                             self.action_cancel_queue)
-        yield SystemCommand("Inside the network", "Layer statistics, confusion matrix and "
-                            "confidence of the shown launch (i)", self.main.action_inside)
+        yield SystemCommand("Inside the network", "Layer statistics, confusion matrix, "
+                            "confidence, misclassified images and first-layer filters of the "
+                            "shown launch (i)", self.main.action_inside)
         yield SystemCommand("Export CSV", "Write the results table to a CSV file (e)",
                             self.action_export)
         yield SystemCommand("Switch dataset", "CIFAR-10 ⇄ synthetic offline data (d)",

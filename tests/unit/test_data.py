@@ -244,3 +244,38 @@ def test_synthetic_data_is_cached_on_disk(isolated_home):
     again = data.load_raw("synthetic", notify=notes.append)
     assert notes == [] and torch.equal(again.train_x, first.train_x)
     assert again.name == "synthetic" and again.note == first.note
+    # Its test images, for the Inside view's gallery: HWC uint8, in test-set order.
+    assert again.key == first.key == f"synthetic-v{data.CACHE_VERSION}.{data.SYNTHETIC_VERSION}"
+    path = data.paths.test_images_file(again.key)
+    assert path is not None
+    images = np.load(path, allow_pickle=False)
+    assert images.shape == (2000, 32, 32, 3) and images.dtype == np.uint8
+    assert np.array_equal(images, first.test_x.permute(0, 2, 3, 1).numpy())
+
+
+def test_cifar_test_images_are_written_once_and_rewritten_when_damaged(tmp_path, nowhere):
+    write_cifar(tmp_path)
+    raw = load_raw("cifar10", tmp_path)
+    assert raw.key.startswith("cifar10-") and (data.paths.cache_dir() / f"{raw.key}.pt").is_file()
+    path = data.paths.test_images_file(raw.key)
+    assert path is not None
+    images = np.load(path, allow_pickle=False)
+    assert np.array_equal(images[3], raw.test_x[3].permute(1, 2, 0).numpy())
+    stamp = path.stat().st_mtime_ns
+    load_raw("cifar10", tmp_path)  # from the cache: the file is already right
+    assert path.stat().st_mtime_ns == stamp
+    path.write_bytes(path.read_bytes()[:200])  # truncated
+    load_raw("cifar10", tmp_path)
+    assert np.array_equal(np.load(path, allow_pickle=False), images)
+
+
+def test_an_unwritable_cache_only_costs_the_gallery_its_images(isolated_home, monkeypatch):
+    def full(*_args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(data.imagefile, "atomic_write", full)
+    notes: list[str] = []
+    raw = data.with_test_images(data.make_synthetic(n_train=20, n_test=10), "synthetic-x",
+                                notes.append)
+    assert raw.key == "synthetic-x" and len(notes) == 1
+    assert "could not write the test images" in notes[0] and "No space left" in notes[0]

@@ -8,19 +8,24 @@ injection, and saying when nothing was saved.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 from helpers import tiny
+from helpers.inside import IMAGES_KEY, diagnosis, write_images_file
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from trainer import paths
 from trainer.engine.reporter import RunReporter
 from trainer.events import (
     EpochEnd,
+    Mistake,
     Notice,
     RunDiverged,
     RunFinished,
@@ -35,9 +40,10 @@ from trainer.store.apply import apply_event
 from trainer.store.csvfile import csv_cell
 from trainer.store.export import record_row
 from trainer.store.parse import RecordError, parse_record
-from trainer.store.record import RunRecord, RunStatus
+from trainer.store.record import RunRecord, RunStatus, diagnosis_json
 from trainer.store.runstore import RunStore, StoreError
 from trainer.text import clean
+from tui.state.gallery import mistakes
 
 CONTROL = "\x1b]2;pwned\x07\x1b[2J\x1b[5mblink\x00\x7f\x9b"
 
@@ -302,3 +308,76 @@ def test_an_unsaved_run_says_so_until_a_later_save_works():
     for event in sent:
         record = apply_event(record, event)
     assert record.save_error == ""  # the file holds every epoch again
+
+
+# -- 8. the test-images file and the filters of the Inside view's gallery -------------------------
+
+def _gallery_why(d=None) -> str:
+    rec = RunRecord(run_id="r", config={}, status=RunStatus.FINISHED,
+                    diagnosis=d or diagnosis(gallery=True))
+    shown = mistakes(rec, 8)
+    assert shown.shown == ()
+    return shown.why
+
+
+@pytest.mark.parametrize(("make", "why"), [
+    (lambda p: np.save(p, np.zeros((600, 32, 32, 3), np.float32)), "float32 values, not 8-bit"),
+    (lambda p: np.save(p, np.zeros((600, 3, 32, 32), np.uint8)), "shape (600, 3, 32, 32)"),
+    (lambda p: np.save(p, np.asfortranarray(np.zeros((600, 32, 32, 3), np.uint8))),
+     "Fortran order"),
+    (lambda p: np.save(p, np.array([{"x": 1}] * 3, dtype=object)), "object values"),
+    (lambda p: p.write_bytes(b"\x93NUMPY\x01\x00{'descr': '|u1'"), "not a NumPy image file"),
+    (lambda p: p.write_bytes(b"PNG or whatever"), "not a NumPy image file"),
+    (lambda p: p.write_bytes(b""), "not a NumPy image file"),
+    (lambda p: os.mkfifo(p), "is not a regular file"),  # an open that waited would hang the UI
+    (lambda p: p.symlink_to("/dev/zero"), "is not a regular file"),  # a read that never ends
+    (lambda p: p.mkdir(), "is not a regular file"),
+])
+def test_a_bad_test_images_file_is_named_never_read_whole(make, why):
+    path = paths.test_images_file(IMAGES_KEY)
+    assert path is not None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    make(path)
+    text = _gallery_why()
+    assert text.startswith("images not available on this machine: ") and why in text, text
+    assert str(path) in text
+
+
+def test_a_truncated_file_and_indices_beyond_the_set_are_named():
+    write_images_file(600)
+    path = paths.test_images_file(IMAGES_KEY)
+    assert path is not None
+    d = diagnosis(gallery=True)
+    beyond = dataclasses.replace(d, mistakes=(Mistake(600, 0, 1, 0.9), *d.mistakes))
+    assert "test index 600 is out of range" in _gallery_why(beyond)
+    data = path.read_bytes()
+    path.write_bytes(data[:len(data) // 2])
+    assert "is truncated (" in _gallery_why()
+
+
+FILTER_DOC = {"shape": [2, 3, 3, 3], "values": [0.1] * 54}
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(part=st.sampled_from(["shape", "values", "filters", "test_images"]), value=JSON)
+def test_any_value_in_the_gallery_fields_is_a_record_or_a_named_reason(part, value):
+    d = diagnosis_json(diagnosis())
+    if part in ("shape", "values"):
+        d["filters"] = {**FILTER_DOC, part: value}
+    else:
+        d[part] = value
+    try:
+        rec = parse_record({**good_doc(), "test_diagnosis": d})
+    except RecordError as err:
+        where = "test_images" if part == "test_images" else "filters"
+        assert err.field.startswith(f"test_diagnosis.{where}")
+        return
+    got = rec.diagnosis
+    assert got is not None
+    if got.filters is not None:
+        n, c, kh, kw = got.filters.shape
+        assert n <= 64 and c in (1, 3) and kh <= 9 and kw <= 9
+        assert len(got.filters.values) == n * c * kh * kw
+        assert all(math.isfinite(v) for v in got.filters.values)
+    assert got.test_images == "" or "/" not in got.test_images
+    json.dumps(rec.to_json())

@@ -7,7 +7,7 @@ import itertools
 import json
 
 import pytest
-from helpers.inside import diagnosis, layers
+from helpers.inside import IMAGES_KEY, diagnosis, filters, layers
 
 from trainer.events import EpochEnd, RunFinished, RunStarted
 from trainer.store.apply import apply_event, terminal_event
@@ -28,26 +28,29 @@ def epoch(n: int, with_layers: bool = True) -> EpochEnd:
                     layers=layers(n) if with_layers else ())
 
 
-def finished(with_diagnosis: bool = True) -> RunFinished:
+def finished(with_diagnosis: bool = True, gallery: bool = True) -> RunFinished:
     return RunFinished(run_id="r1", test_loss=1.0, test_acc=0.7, best_epoch=30,
                        best_val_acc=0.7, best_val_loss=1.0, epochs_done=30, train_seconds=600,
-                       images_per_s=2000, diagnosis=diagnosis() if with_diagnosis else None)
+                       images_per_s=2000,
+                       diagnosis=diagnosis(gallery=gallery) if with_diagnosis else None)
 
 
-def course_run(epochs: int = 30) -> RunRecord:
+def course_run(epochs: int = 30, gallery: bool = True) -> RunRecord:
     record = apply_event(None, started())
     for n in range(1, epochs + 1):
         record = apply_event(record, epoch(n))
-    return apply_event(record, finished())
+    return apply_event(record, finished(gallery=gallery))
 
 
 def test_events_fold_into_the_record_and_survive_json():
     record = course_run()
     assert [p.epoch for p in record.probes] == list(range(1, 31))
     assert record.probes[4].layers == layers(5)
-    assert record.diagnosis == diagnosis()
+    assert record.diagnosis == diagnosis(gallery=True)
     again = parse_record(json.loads(json.dumps(record.to_json())))
     assert again.probes == record.probes and again.diagnosis == record.diagnosis
+    assert again.diagnosis is not None and again.diagnosis.filters == filters()
+    assert again.diagnosis.test_images == IMAGES_KEY
     assert again.diagnosis is not None and again.diagnosis.class_acc[0] == pytest.approx(0.7)
     lost = terminal_event(record)  # a lost RunFinished rebuilt from the record keeps it
     assert isinstance(lost, RunFinished) and lost.diagnosis == record.diagnosis
@@ -67,9 +70,17 @@ def test_records_without_the_data_parse_as_not_recorded():
     assert parsed.probes == () and parsed.diagnosis is None
 
 
+def test_a_diagnosis_from_before_the_gallery_is_stored_and_read_as_before():
+    doc = course_run(2, gallery=False).to_json()["test_diagnosis"]
+    assert "filters" not in doc and "test_images" not in doc  # older readers see what they knew
+    parsed = parse_record(course_run(2, gallery=False).to_json()).diagnosis
+    assert parsed is not None and parsed.filters is None and parsed.test_images == ""
+
+
 def test_a_30_epoch_course_run_stays_small():
+    """With the 32 first-layer filters of the course CNN (864 numbers) and no pixels."""
     text = json.dumps(course_run().to_json(), indent=1, ensure_ascii=False)  # as the store writes
-    assert len(text.encode()) < 100_000
+    assert len(text.encode()) < 60_000
 
 
 def test_a_long_run_keeps_its_statistics_thinned_and_bounded():
@@ -116,6 +127,25 @@ def broken(change) -> str:
     (lambda d: d["test_diagnosis"].update(mistakes=[{}] * 500), "test_diagnosis.mistakes"),
     (lambda d: d["test_diagnosis"].update(confident_wrong=[0]),
      "test_diagnosis.confident_wrong"),
+    (lambda d: d["test_diagnosis"].update(test_images="../../home/x"),
+     "test_diagnosis.test_images"),
+    (lambda d: d["test_diagnosis"].update(test_images=5), "test_diagnosis.test_images"),
+    (lambda d: d["test_diagnosis"].update(filters=[1, 2]), "test_diagnosis.filters"),
+    (lambda d: d["test_diagnosis"]["filters"].update(shape=[32, 3, 3]),
+     "test_diagnosis.filters.shape"),
+    (lambda d: d["test_diagnosis"]["filters"].update(shape=[65, 3, 3, 3]),
+     "test_diagnosis.filters.shape"),
+    (lambda d: d["test_diagnosis"]["filters"].update(shape=[32, 2, 3, 3]),
+     "test_diagnosis.filters.shape"),
+    (lambda d: d["test_diagnosis"]["filters"].update(shape=[32, 3, 99, 3]),
+     "test_diagnosis.filters.shape"),
+    (lambda d: d["test_diagnosis"]["filters"].update(shape=[32, 3, 3, -3]),
+     "test_diagnosis.filters.shape[3]"),
+    (lambda d: d["test_diagnosis"]["filters"]["values"].pop(), "test_diagnosis.filters.values"),
+    (lambda d: d["test_diagnosis"]["filters"]["values"].__setitem__(7, float("nan")),
+     "test_diagnosis.filters.values[7]"),
+    (lambda d: d["test_diagnosis"]["filters"]["values"].__setitem__(3, "x"),
+     "test_diagnosis.filters.values[3]"),
 ])
 def test_bad_fields_are_named(change, field):
     assert broken(change) == field

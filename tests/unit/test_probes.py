@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
+import numpy as np
 import pytest
 import torch
 from helpers import tiny
@@ -12,6 +14,7 @@ from torch import nn
 from trainer.engine import data, loop, probes
 from trainer.engine.model import build_model
 from trainer.events import EpochEnd, RunFinished, RunRequest
+from trainer.store.apply import apply_event
 
 CPU = torch.device("cpu")
 
@@ -110,3 +113,45 @@ def test_probes_in_events_and_training_unchanged(small_raw):
     assert len(d.mistakes) == min(32, sum(d.confident_wrong))
     assert all(d.mistakes[i].confidence >= d.mistakes[i + 1].confidence
                for i in range(len(d.mistakes) - 1))
+
+
+def test_first_filters_by_hand_bounded_and_rounded():
+    conv = nn.Conv2d(3, 70, 3)
+    with torch.no_grad():
+        conv.weight.copy_(torch.arange(70 * 27, dtype=torch.float32).view(70, 3, 3, 3) / 7)
+    f = probes.first_filters(nn.Sequential(conv, nn.ReLU(), nn.Conv2d(70, 2, 1)))
+    assert f is not None and f.shape == (64, 3, 3, 3) and len(f.values) == 64 * 27
+    assert f.values[:3] == (0.0, 0.143, 0.286) and f.values[-1] == round(1727 / 7)  # 3 digits
+    assert probes.first_filters(nn.Sequential(nn.Linear(2, 2))) is None
+    with torch.no_grad():
+        conv.weight[5, 1, 1, 1] = float("nan")
+    assert probes.first_filters(nn.Sequential(conv)) is None
+
+
+def test_a_run_records_its_test_images_key_and_filters_and_the_images_are_its_own(small_raw):
+    """The worker side of the gallery: the dataset's test images go to a file beside its cache
+    (once), the record names it by key and keeps the first layer's filters, and the image the
+    gallery shows for a mistake is the test image at that mistake's index."""
+    from tui.state.gallery import mistakes
+
+    notes: list[str] = []
+    raw = data.with_test_images(dataclasses.replace(small_raw), "synthetic-small", notes.append)
+    path = data.paths.test_images_file("synthetic-small")
+    assert path is not None and path.is_file() and notes == []
+    stamp = path.stat().st_mtime_ns
+    data.with_test_images(raw, "synthetic-small", notes.append)
+    assert path.stat().st_mtime_ns == stamp  # written once per dataset
+
+    record = None
+    for event in train(raw, True):
+        record = apply_event(record, event)
+    assert record is not None and record.test_size == 200
+    d = record.diagnosis
+    assert d is not None and d.test_images == "synthetic-small"
+    assert d.filters is not None and d.filters.shape == (8, 3, 3, 3)  # tiny(): widths 8, 16, 16
+    assert all(v == float(f"{v:.3g}") for v in d.filters.values)
+    shown = mistakes(record, 32)
+    assert shown.why == "" and len(shown.shown) == len(d.mistakes) > 0
+    for s in shown.shown:
+        assert np.array_equal(s.pixels, raw.test_x[s.index].permute(1, 2, 0).numpy())
+        assert s.true == raw.classes[int(raw.test_y[s.index])]

@@ -655,7 +655,8 @@ async def test_help_screen_and_command_palette(tmp_path):
 
 def test_the_app_opens_and_switches_tabs_without_importing_torch(tmp_path):
     """The one runtime check behind the import contracts (.importlinter): a real app with a
-    real TrainerProcess handle opens, shows every tab, and torch never enters the process."""
+    real TrainerProcess handle opens, shows every tab, and torch never enters the process
+    (nor NumPy, Pillow and textual-image, which wait for the Inside view's first gallery)."""
     code = (
         "import asyncio, sys\n"
         "from pathlib import Path\n"
@@ -673,6 +674,8 @@ def test_the_app_opens_and_switches_tabs_without_importing_torch(tmp_path):
         "    trainer.shutdown()\n"
         "asyncio.run(main(sys.argv[1]))\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
+        "late = {'numpy', 'PIL', 'textual_image'} & set(sys.modules)\n"
+        "assert not late, f'{late} imported before the first gallery'\n"
         "print('ok')\n"
     )
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "runs")],

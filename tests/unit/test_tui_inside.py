@@ -1,17 +1,21 @@
 """The Inside view: opened with i from the Runs tab, one column per variant, the strips and
-the confusion matrix of recorded runs, "not recorded" for older ones; snapshots at 80×24 and
-200×50."""
+the confusion matrix of recorded runs, the gallery of misclassified test images and
+first-layer filters (m), "not recorded" for older ones; snapshots at 80×24 and 200×50, and of
+the gallery at 80×24."""
 
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
 
+import numpy as np
 import pytest
 from helpers import wait_for
 from helpers.fake_trainer import FakeTrainer
-from helpers.inside import diagnosis, layers
+from helpers.inside import IMAGES, IMAGES_KEY, diagnosis, layers, write_images_file
+from textual.widgets import Static
 
+from trainer import paths
 from trainer.events import EpochEnd, RunFinished
 from trainer.lessons.planning import build_requests
 from trainer.lessons.presets import load_presets
@@ -21,20 +25,23 @@ from trainer.store.runstore import RunStore
 from tui.app import CnnTuiApp, StartOptions
 from tui.screens.inside import InsideScreen
 from tui.state.inside import inside_runs, scales
-from tui.widgets.inside import InsideColumn, run_column
+from tui.widgets.inside import GallerySlot, InsideColumn, run_column
 
 OVERRIDES = {"dataset": "synthetic", "epochs": 6}
 
 
-def history(runs: Path, recorded: bool = True) -> None:
+def history(runs: Path, recorded: bool = True, gallery: bool = True) -> np.ndarray:
     """The BN lesson, 2 repeats, 6 epochs; BN on has fewer dead units. With `recorded`
-    False the first run is an old record without the look-inside data."""
+    False the first run is an old record without the look-inside data; with `gallery` the
+    others name a test-images file (written here; returned) and keep their filters, but for
+    BN on #1, recorded before the gallery."""
     preset = load_presets()[0]["batch_norm"]
     store = RunStore(runs)
     for i, req in enumerate(build_requests(preset, OVERRIDES, repeats=2, group="g-fixed")):
         req = type(req)(**{**req.__dict__, "run_id": f"20260101-00000{i}-abcdef"})
         rec = RunRecord.from_request(req, RunStatus.RUNNING).with_changes(
-            env=RunEnv(device="cpu", device_name="test CPU"), params=900_000)
+            env=RunEnv(device="cpu", device_name="test CPU"), params=900_000,
+            test_size=IMAGES)
         bn = req.config["batch_norm"]
         old = not recorded and i == 0
         for e in range(1, 7):
@@ -44,8 +51,10 @@ def history(runs: Path, recorded: bool = True) -> None:
         rec = apply_event(rec, RunFinished(req.run_id, 1.0, 0.7 if bn else 0.65, 6, 0.7, 1.0,
                                            6, 18.0, 850.0,
                                            diagnosis=None if old else diagnosis(
-                                               skill=0.7 if bn else 0.6)))
+                                               skill=0.7 if bn else 0.6,
+                                               gallery=gallery and i != 1)))
         store.save(rec.with_changes(created=f"2026-01-01T00:00:0{i}+00:00"))
+    return write_images_file()
 
 
 def make_app(runs: Path) -> CnnTuiApp:
@@ -107,6 +116,80 @@ def test_i_opens_the_view_and_esc_closes_it(tmp_path):
                            what="back")
 
     asyncio.run(go())
+
+
+def gallery_text(app) -> list[str]:
+    """The text of each shown column's gallery (titles and captions), in column order."""
+    return [" ".join(str(w.render()) for w in slot.query(Static))
+            for slot in app.screen.query(GallerySlot) if slot.display]
+
+
+def test_the_gallery_shows_each_mistake_with_its_test_image_and_m_hides_it(tmp_path):
+    images = history(tmp_path / "runs")
+
+    async def go() -> None:
+        app = make_app(tmp_path / "runs")
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.press("3", "i")
+            await wait_for(pilot, lambda: len(app.screen.query(".gallery-tile")) == 8,
+                           what="one gallery of 8 images")
+            new, old = gallery_text(app)
+            # BN on #1 was recorded before the gallery existed; BN off #1 has one.
+            assert "Misclassified test images: not recorded" in old
+            assert "First-layer filters: not recorded" in old
+            assert "8 most confident of 32 kept" in new and "First-layer filters: 32 of 3×3" in new
+            assert "airplane → cat (99%)" in new and "#17" in new
+            tiles = list(app.screen.query(".gallery-tile"))
+            assert [r.name() for r in app.screen._shown] == ["BN off #1", "BN on #1"]
+            d = app.screen._shown[0].diagnosis
+            for tile, mistake in zip(tiles, d.mistakes, strict=False):
+                picture = tile.query_one(".gallery-image")
+                assert type(picture).__name__ == "HalfcellImage"  # no graphics when headless
+                assert np.array_equal(np.asarray(picture.image), images[mistake.index])
+            (filters,) = app.screen.query(".gallery-filters")
+            assert filters.styles.width.value == 48  # 7 filters of 6 pixels a row, 1 apart
+            assert any(b.binding.key == "m" and b.binding.show
+                       for b in app.screen.active_bindings.values())  # in the Footer
+            await pilot.press("m")
+            assert gallery_text(app) == []
+            await pilot.press("m")
+            await wait_for(pilot, lambda: len(gallery_text(app)) == 2, what="galleries back")
+
+    asyncio.run(go())
+
+
+def test_images_that_are_not_on_this_machine_are_explained(tmp_path):
+    history(tmp_path / "runs")
+    path = paths.test_images_file(IMAGES_KEY)
+    assert path is not None
+    path.unlink()
+
+    async def go() -> None:
+        app = make_app(tmp_path / "runs")
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.press("3", "i")
+            await wait_for(pilot, lambda: len(gallery_text(app)) == 2, what="galleries")
+            new = gallery_text(app)[0]
+            assert "images not available on this machine: there is no test-images file" in new
+            assert not app.screen.query(".gallery-tile")
+            assert app.screen.query(".gallery-filters")  # the filters are in the record
+
+    asyncio.run(go())
+
+
+def test_the_gallery_at_80x24(snap_compare, tmp_path):
+    history(tmp_path / "runs")
+
+    async def to_the_gallery(pilot) -> None:
+        await pilot.press("3", "i")
+        await wait_for(pilot, lambda: len(pilot.app.screen.query(".gallery-tile")) == 8)
+        title = pilot.app.screen.query(".gallery-title").first()
+        pilot.app.screen.query_one("#inside-scroll").scroll_to_widget(title, animate=False,
+                                                                      top=True)
+        await pilot.pause()
+
+    assert snap_compare(make_app(tmp_path / "runs"), terminal_size=(80, 24),
+                        run_before=to_the_gallery)
 
 
 @pytest.mark.parametrize("size", [(80, 24), (200, 50)])

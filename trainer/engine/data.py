@@ -31,7 +31,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from trainer import locate, paths
+from trainer import imagefile, locate, paths
 from trainer.config import RunConfig
 
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer",
@@ -80,6 +80,9 @@ class RawData:
     classes: list[str]
     name: str  # "cifar10" | "synthetic"
     note: str = ""  # warnings the results should carry (synthetic, non-official bytes, counts)
+    # Names this exact data (its cache file's stem) and so its test-images file, which the
+    # Inside view reads (paths.test_images_file); "" for data made in memory (tests).
+    key: str = ""
 
 
 def load_raw(dataset: str, data_dir: str | Path | None = None,
@@ -104,19 +107,22 @@ def load_cifar10(data_dir: str | Path | None, notify: Notify,
     if src is None:
         src = download_cifar10(data_dir, notify)
     step = stage or (lambda _what, _fraction: None)
-    cache = paths.cache_dir() / f"cifar10-{source_key(src)}.pt"
+    key = f"cifar10-{source_key(src)}"
+    cache = paths.cache_dir() / f"{key}.pt"
     if cache.is_file():
         try:
             step("loading CIFAR-10 from its cache", -1.0)
-            return read_cache(cache)
+            cached = read_cache(cache)
         except Exception as exc:  # stale or damaged cache: rebuild it, it is only a cache
             notify(f"ignoring unreadable dataset cache {cache} ({one_line(exc)}); rebuilding")
+        else:
+            return with_test_images(cached, key, notify)
     notify(f"decoding CIFAR-10 from {src} (first use only; cached in {cache.parent})")
     raw = decode_cifar10(src, step)
     if raw.note:
         notify(f"CIFAR-10 at {src}: {raw.note}")
     write_cache(raw, cache, notify)
-    return raw
+    return with_test_images(raw, key, notify)
 
 
 def download_cifar10(data_dir: str | Path | None, notify: Notify) -> Path:
@@ -334,6 +340,27 @@ def write_cache(raw: RawData, path: Path, notify: Notify) -> None:
             os.unlink(tmp)
 
 
+def with_test_images(raw: RawData, key: str, notify: Notify) -> RawData:
+    """`raw` named `key`, its test images written beside the cache (once per dataset) as the
+    file the Inside view shows the mistakes from: uint8 [N,32,32,3], rows × columns × RGB
+    (see trainer.imagefile). No file is slower to nothing and wrong in nothing: a failure to
+    write it is a notice, and the view then says that the images are not there."""
+    raw.key = key
+    path = paths.test_images_file(key)
+    if path is None or imagefile.holds(path, len(raw.test_y)):
+        return raw
+    try:
+        imagefile.write_images(path, raw.test_x.permute(0, 2, 3, 1).contiguous().numpy())
+        where = key.rsplit("-", 1)[0]  # earlier versions of the same source: as write_cache
+        for old in path.parent.glob(f"{where}-*-test.npy"):
+            if old != path:
+                old.unlink(missing_ok=True)
+    except OSError as exc:
+        notify(f"could not write the test images {path} ({one_line(exc)}); the Inside view "
+               "will show the mistakes without their images")
+    return raw
+
+
 def one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
     return text if type(exc).__name__ in text else f"{type(exc).__name__}: {text}"
@@ -346,18 +373,21 @@ SYNTHETIC_VERSION = 1  # bump when the images change: the cached copy is then re
 
 def load_synthetic(notify: Notify, stage: Stage | None = None) -> RawData:
     """The synthetic set from its cache file, or drawn (seconds of work) and cached."""
-    cache = paths.cache_dir() / f"synthetic-v{CACHE_VERSION}.{SYNTHETIC_VERSION}.pt"
+    key = f"synthetic-v{CACHE_VERSION}.{SYNTHETIC_VERSION}"
+    cache = paths.cache_dir() / f"{key}.pt"
     if cache.is_file():
         try:
             if stage is not None:
                 stage("loading the synthetic dataset from its cache", -1.0)
-            return read_cache(cache, name="synthetic")
+            cached = read_cache(cache, name="synthetic")
         except Exception as exc:  # stale or damaged: draw it again, it is only a cache
             notify(f"ignoring unreadable dataset cache {cache} ({one_line(exc)}); rebuilding")
+        else:
+            return with_test_images(cached, key, notify)
     notify("drawing the synthetic dataset (first use only; cached)")
     raw = make_synthetic(stage=stage)
     write_cache(raw, cache, notify)
-    return raw
+    return with_test_images(raw, key, notify)
 
 
 def make_synthetic(n_train: int = 10_000, n_test: int = 2_000, seed: int = 1234,

@@ -33,7 +33,7 @@ from trainer.config import RunConfig
 from trainer.engine import graphs
 from trainer.engine.data import DeviceData, Splits
 from trainer.engine.model import build_model, count_params, kernels
-from trainer.engine.probes import PROBE_SIZE, Predictions, Probe
+from trainer.engine.probes import PROBE_SIZE, Predictions, Probe, first_filters
 from trainer.events import (
     EAGER_NOTICE,
     EpochEnd,
@@ -184,7 +184,9 @@ def train(request: RunRequest, source: DeviceData, device: torch.device,
         best_val_acc=best.val_acc, best_val_loss=best.val_loss, epochs_done=epochs_done,
         train_seconds=total_time, images_per_s=train_images / max(train_time, 1e-9),
         early_stopped=early_stopped,
-        diagnosis=(predictions.diagnose(data.test_y, source.raw.classes)
+        diagnosis=(predictions.diagnose(data.test_y, source.raw.classes,
+                                        test_images=source.raw.key,
+                                        filters=first_filters(model))
                    if predictions is not None else None),
     ))
 

@@ -15,7 +15,9 @@ one batch, and the statistics should not carry bf16 rounding.
 At the end of a run the test pass (already done for the test accuracy) also collects each
 image's predicted class and its probability: `Predictions` turns them into the confusion
 matrix, the confidence histograms of right and wrong answers, and the most confident
-mistakes, as indices into the test set (never pixels).
+mistakes, as indices into the test set (never pixels: the UI finds them in the dataset's
+test-images file, named by `test_images`). The same weights' first conv layer is kept too,
+as numbers (`first_filters`), for the UI to draw as images.
 """
 
 from __future__ import annotations
@@ -26,11 +28,20 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from trainer.events import CONFIDENCE_BINS, MAX_MISTAKES, LayerStats, Mistake, TestDiagnosis
+from trainer.events import (
+    CONFIDENCE_BINS,
+    MAX_FILTERS,
+    MAX_MISTAKES,
+    Filters,
+    LayerStats,
+    Mistake,
+    TestDiagnosis,
+)
 
 PROBE_SIZE = 256  # images in the probe batch: enough for stable means, cheap once an epoch
 SATURATED = 0.99  # sigmoid above (or 1 − it below), |tanh| above: the flat ends
 DIGITS = 4  # significant digits kept: the numbers are read as heat strips, and records stay small
+FILTER_DIGITS = 3  # … of the first layer's weights: they are looked at as images
 
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (logits, labels) → mean loss
 
@@ -127,19 +138,36 @@ class Predictions:
         self.conf.append(conf)
         self.pred.append(pred)
 
-    def diagnose(self, y: torch.Tensor, classes: Sequence[str], n_classes: int = 10
-                 ) -> TestDiagnosis:
+    def diagnose(self, y: torch.Tensor, classes: Sequence[str], n_classes: int = 10,
+                 test_images: str = "", filters: Filters | None = None) -> TestDiagnosis:
         """The test set's confusion matrix, confidence histograms and top mistakes."""
         conf = torch.cat(self.conf) if self.conf else torch.empty(0)
         pred = torch.cat(self.pred) if self.pred else torch.empty(0, dtype=torch.long)
-        return diagnose(y.to(pred.device), pred, conf, classes, n_classes)
+        return diagnose(y.to(pred.device), pred, conf, classes, n_classes, test_images, filters)
+
+
+def first_filters(model: nn.Module) -> Filters | None:
+    """The first conv layer's kernels (at most MAX_FILTERS), rounded to FILTER_DIGITS
+    significant digits; None without a conv layer or with non-finite weights."""
+    conv = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
+    if conv is None:
+        return None
+    w = conv.weight.detach()[:MAX_FILTERS].float().cpu()
+    if w.dim() != 4 or not bool(torch.isfinite(w).all()):
+        return None
+    n, c, kh, kw = (int(d) for d in w.shape)
+    return Filters(shape=(n, c, kh, kw),
+                   values=tuple(float(f"{v:.{FILTER_DIGITS}g}") for v in w.reshape(-1).tolist()))
 
 
 def diagnose(y: torch.Tensor, pred: torch.Tensor, conf: torch.Tensor, classes: Sequence[str],
-             n_classes: int = 10) -> TestDiagnosis:
+             n_classes: int = 10, test_images: str = "", filters: Filters | None = None
+             ) -> TestDiagnosis:
     """Confusion [true][predicted], histograms of the chosen probability (right vs wrong, over
     CONFIDENCE_BINS equal bins of [0, 1]) and the MAX_MISTAKES most confident mistakes (ties:
-    lower index first). Class names fall back to numbers when the dataset has none."""
+    lower index first), by index into `y`: the test set in its own order, whose images the
+    file named by `test_images` holds. Class names fall back to numbers when the dataset has
+    none."""
     k = n_classes
     y, pred = y.long(), pred.long()
     matrix = torch.bincount(y * k + pred, minlength=k * k)[:k * k].view(k, k)
@@ -160,4 +188,6 @@ def diagnose(y: torch.Tensor, pred: torch.Tensor, conf: torch.Tensor, classes: S
         confident_wrong=tuple(hist_wrong.tolist()),
         mistakes=tuple(Mistake(index=i, true=t, predicted=p, confidence=_round(c))
                        for i, t, p, c in rows),
+        test_images=test_images,
+        filters=filters,
     )

@@ -9,11 +9,13 @@ earlier version load (a stale `progress` field is ignored).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
 from trainer.config import KEYS, ConfigError, normalize
-from trainer.events import LayerStats, Mistake, TestDiagnosis
+from trainer.events import MAX_FILTERS, Filters, LayerStats, Mistake, TestDiagnosis
+from trainer.paths import DATASET_KEY
 from trainer.store.record import (
     LAYER_FIELDS,
     SCHEMA_VERSION,
@@ -41,6 +43,7 @@ MAX_CLASSES = 100
 MAX_BINS = 100
 MAX_MISTAKES = 100
 MAX_NAME = 100
+MAX_KERNEL = 9  # first-layer filters: the course offers 3×3 and 5×5
 
 
 class RecordError(ValueError):
@@ -339,9 +342,33 @@ def _diagnosis(doc: Mapping[str, Any]) -> TestDiagnosis | None:
                               f"must be a class index below {k}")
         mistakes.append(Mistake(index=_int(m, "index", where, default=0) or 0, true=true,
                                 predicted=predicted, confidence=_number(m, "confidence", where)))
+    key = _text(raw, "test_images", w)
+    if key and not DATASET_KEY.fullmatch(key):
+        raise RecordError(w + "test_images", "must be a dataset key (letters, digits, '.', "
+                          "'_', '-'; at most 100), not a path")
     return TestDiagnosis(classes=tuple(clean(n[:MAX_NAME], single_line=True) for n in names),
                          confusion=matrix, confident_right=right, confident_wrong=wrong,
-                         mistakes=tuple(mistakes))
+                         mistakes=tuple(mistakes), test_images=key,
+                         filters=_filters(raw.get("filters"), w + "filters"))
+
+
+def _filters(raw: Any, where: str) -> Filters | None:
+    """The first layer's kernels: [filters, channels, k, k] and that many finite numbers;
+    absent: not recorded. Bounded: at most MAX_FILTERS × 3 × MAX_KERNEL² numbers."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise RecordError(where, f"must be an object, got {_kind(raw)}")
+    n, c, kh, kw = _counts(raw.get("shape"), where + ".shape", 4)
+    if not (1 <= n <= MAX_FILTERS and c in (1, 3) and 1 <= kh <= MAX_KERNEL
+            and 1 <= kw <= MAX_KERNEL):
+        raise RecordError(where + ".shape", f"must be [filters 1–{MAX_FILTERS}, channels 1 "
+                          f"or 3, height, width 1–{MAX_KERNEL}], got {[n, c, kh, kw]}")
+    values = _numbers(raw.get("values"), where + ".values", n * c * kh * kw)
+    for i, v in enumerate(values):
+        if v is None or not math.isfinite(v):
+            raise RecordError(f"{where}.values[{i}]", "must be a finite number")
+    return Filters(shape=(n, c, kh, kw), values=tuple(v or 0.0 for v in values))
 
 
 def parse_record(doc: Any) -> RunRecord:

@@ -276,8 +276,9 @@ def probes_json(probes: tuple[ProbeEpoch, ...]) -> dict[str, Any]:
 
 def diagnosis_json(d: TestDiagnosis) -> dict[str, Any]:
     """The test diagnosis; `class_acc` is written for people reading the file (the parser
-    recomputes it from the matrix)."""
-    return {
+    recomputes it from the matrix). The test-images key and the first layer's filters only
+    when known, so a diagnosis without them is stored exactly as before they existed."""
+    doc: dict[str, Any] = {
         "classes": list(d.classes),
         "confusion": [list(row) for row in d.confusion],
         "class_acc": list(d.class_acc),
@@ -285,3 +286,8 @@ def diagnosis_json(d: TestDiagnosis) -> dict[str, Any]:
         "confident_wrong": list(d.confident_wrong),
         "mistakes": [dataclasses.asdict(m) for m in d.mistakes],
     }
+    if d.test_images:
+        doc["test_images"] = d.test_images
+    if d.filters is not None:
+        doc["filters"] = {"shape": list(d.filters.shape), "values": list(d.filters.values)}
+    return doc

@@ -66,7 +66,8 @@ class MainScreen(Screen):
         Binding("v", "verdict_view(False)", "Table", tooltip="Runs: back to the results "
                 "table (esc too)"),
         Binding("i", "inside", "Inside", tooltip="Runs: look inside the network — layer "
-                "statistics per epoch, the test confusion matrix and confidence, per variant"),
+                "statistics per epoch, the test confusion matrix and confidence, the "
+                "misclassified images and first-layer filters, per variant"),
         Binding("r", "app.run_lesson", "Run lesson", tooltip="Run every variant × repeat of "
                 "the selected lesson (queued on the trainer)"),
         Binding("t", "app.run_toggles", "Run toggles",

@@ -8,8 +8,12 @@ objects as plain text, never into markup.
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.style import Style
 from rich.text import Text
+from textual.containers import Vertical
+from textual.widget import Widget
 from textual.widgets import Static
 
 from trainer import formats as fmt
@@ -152,4 +156,38 @@ def run_column(record: RunRecord, scales: dict[str, Scale]) -> Text:
 
 
 class InsideColumn(Static):
-    """One run's column in the Inside view."""
+    """The text of one run's column in the Inside view."""
+
+
+class GallerySlot(Vertical):
+    """Where a run's gallery goes, below its text (filled by the Inside screen, which loads
+    the gallery's images and their libraries only when a gallery is shown)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.shown: object = None  # what it shows: the screen redraws it when this changes
+        self._pending: list[Widget] | None = None
+
+    def show(self, key: object, widgets: list[Widget]) -> None:
+        """Show `widgets` (none: hidden) as the gallery of `key`."""
+        self.shown = key
+        self.display = bool(widgets)
+        if self.is_mounted:
+            self.remove_children()
+            self.mount_all(widgets)
+        else:
+            self._pending = widgets
+
+    def on_mount(self) -> None:
+        if self._pending:
+            self.mount_all(self._pending)
+        self._pending = None
+
+
+class RunColumn(Vertical):
+    """One run's column: its text, then its gallery."""
+
+    def __init__(self, text: Text) -> None:
+        self.text = InsideColumn(text)
+        self.gallery = GallerySlot(classes="inside-gallery")
+        super().__init__(self.text, self.gallery, classes="inside-column")
