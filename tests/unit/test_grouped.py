@@ -110,6 +110,22 @@ def test_a_group_of_three_matches_three_separate_runs_with_sgd(source, monkeypat
         assert [e.train_loss for e in epochs(group_events[r])] == pytest.approx(
             [e.train_loss for e in epochs(solo_events[r])], rel=1e-4)
     assert epochs(group_events[0])[0].train_loss != epochs(group_events[1])[0].train_loss
+    # The look-inside data is each run's own too: its layer statistics every epoch, and its
+    # test diagnosis and first-layer filters at the end.
+    for r in range(3):
+        solo_run, group_run = solo_events[r], group_events[r]
+        for a, b in zip(epochs(solo_run), epochs(group_run), strict=True):
+            assert [s.name for s in b.layers] == [s.name for s in a.layers] and b.layers
+            for sa, sb in zip(a.layers, b.layers, strict=True):
+                assert (sb.act_mean, sb.act_std, sb.grad_norm) == pytest.approx(
+                    (sa.act_mean, sa.act_std, sa.grad_norm), rel=1e-3, abs=1e-6)
+        da, db = solo_run[-1].diagnosis, group_run[-1].diagnosis
+        assert da is not None and db is not None and db.test_images == da.test_images
+        assert db.confusion == da.confusion and db.classes == da.classes
+        assert db.filters is not None and da.filters is not None
+        assert db.filters.shape == da.filters.shape
+        assert db.filters.values == pytest.approx(da.filters.values, rel=1e-2, abs=1e-4)
+    assert group_events[0][-1].diagnosis.filters != group_events[1][-1].diagnosis.filters
 
 
 def test_adam_group_matches_separate_runs_within_noise(source):

@@ -14,6 +14,8 @@ own semantics:
   optimiser over the wide parameters equals N separate ones.
 Every run keeps its own best checkpoint, early stop, divergence, stop, events and record. A run
 that ended keeps computing in its slice (cheaper than reshaping the model), which nothing reads.
+The look-inside data (layer statistics each epoch, the test diagnosis and first-layer filters)
+is measured on a solo copy loaded with the run's own slice: the numbers the run has alone.
 Dropout masks are independent per run, but not the masks the run would draw alone.
 """
 
@@ -49,9 +51,11 @@ from trainer.engine.loop import (
     schedule_step,
 )
 from trainer.engine.model import build_model, count_params
+from trainer.engine.probes import PROBE_SIZE, Predictions, Probe, first_filters
 from trainer.events import (
     EpochEnd,
     Event,
+    LayerStats,
     Preparing,
     Progress,
     RunDiverged,
@@ -169,8 +173,10 @@ class AllEnded(Exception):
 @torch.no_grad()
 def evaluate_group(model: nn.Module, x: torch.Tensor, y: torch.Tensor, prep: Prep, n: int,
                    memory_format: torch.memory_format, loss_kind: str, cuda: bool,
-                   keep_going: Callable[[], bool]) -> list[tuple[float, float]]:
-    """(mean loss, accuracy) of each run over a split; every run sees the same images."""
+                   keep_going: Callable[[], bool],
+                   keep: Sequence[Predictions] = ()) -> list[tuple[float, float]]:
+    """(mean loss, accuracy) of each run over a split; every run sees the same images.
+    `keep[r]` collects run r's predictions (the test diagnosis)."""
     model.eval()
     batch = 2048 if cuda else 500
     loss_sum = torch.zeros(n, device=x.device)
@@ -186,6 +192,8 @@ def evaluate_group(model: nn.Module, x: torch.Tensor, y: torch.Tensor, prep: Pre
         per_sample = per_sample_loss(logits.reshape(-1, k), yb.repeat(n), loss_kind)
         loss_sum += per_sample.view(n, -1).sum(1)
         correct += (logits.argmax(-1) == yb).sum(1)
+        for r, predictions in enumerate(keep):
+            predictions.add(logits[r])
     count = max(len(y), 1)
     return [(loss / count, hits / count)
             for loss, hits in zip(loss_sum.tolist(), correct.tolist(), strict=True)]
@@ -232,10 +240,11 @@ def can_group(requests: Sequence[RunRequest]) -> bool:
 
 def train_group(requests: Sequence[RunRequest], source: DeviceData, device: torch.device,
                 emits: Sequence[Callable[[Event], None]],
-                stops: Sequence[Callable[[], bool]], cuda_graphs: bool = True) -> None:
+                stops: Sequence[Callable[[], bool]], cuda_graphs: bool = True,
+                probes: bool = True) -> None:
     """Train the runs together; each gets the events `loop.train` would send it, on its own
-    `emits[i]`, and ends on its own when `stops[i]()` says so. `cuda_graphs` as in
-    `loop.train`: the wide step is captured the same way."""
+    `emits[i]`, and ends on its own when `stops[i]()` says so. `cuda_graphs` and `probes` as
+    in `loop.train`: the wide step is captured the same way."""
     if not can_group(requests):
         raise ValueError("these runs differ in more than their seed: they train alone")
     members = [Member(req, RunConfig.from_dict(req.config), emit, stop)
@@ -281,6 +290,16 @@ def train_group(requests: Sequence[RunRequest], source: DeviceData, device: torc
                            len(bounds), together=n, cuda_graph=graphed))
         m.emit(Preparing(m.run_id, "warming up" + (" (cuDNN picks its kernels)" if cuda else "")))
     prep = Prep(data, cfg, cuda=False)  # NCHW: side_by_side lays the wide input out after
+    # The solo copy the look-inside data is measured on, loaded with one run's slice at a time.
+    solo = solos[0].to(device)
+    probe = Probe(solo, prep(data.val_x[:PROBE_SIZE]), data.val_y[:PROBE_SIZE],
+                  lambda out, y: per_sample_loss(out, y, cfg.loss).mean()) if probes else None
+
+    def measure(r: int) -> tuple[LayerStats, ...]:
+        if probe is None:
+            return ()
+        solo.load_state_dict(run_tensors(model, n, r))
+        return probe.measure()
 
     def keep_going() -> bool:
         """End each run asked to stop (RunStopped); False once none is left."""
@@ -344,37 +363,47 @@ def train_group(requests: Sequence[RunRequest], source: DeviceData, device: torc
             for r, m in enumerate(members):
                 if m.training:
                     end_epoch(m, epoch, train[r], val[r], lr, lr_dropped, t_train, seconds,
-                              seen, functools.partial(run_state, model, n, r))
+                              seen, functools.partial(run_state, model, n, r),
+                              functools.partial(measure, r))
 
         for r, m in enumerate(members):  # test each run with the weights it would test alone
             state = m.best.state if m.cfg.keep_best and m.best.state is not None else m.final
             if not m.ended and state is not None:
                 load_run(model, n, r, state)
+        kept = [Predictions() for _ in members] if probes else []
         test = evaluate_group(model, data.test_x, data.test_y, prep, n, fmt, cfg.loss, cuda,
-                              keep_going)
+                              keep_going, kept)
     except AllEnded:
         return
-    for m, (test_loss, test_acc) in zip(members, test, strict=True):
+    for r, (m, (test_loss, test_acc)) in enumerate(zip(members, test, strict=True)):
         if not m.ended:
+            diagnosis = None
+            if kept:
+                solo.load_state_dict(run_tensors(model, n, r))  # the weights it was tested with
+                diagnosis = kept[r].diagnose(data.test_y, source.raw.classes,
+                                             test_images=source.raw.key,
+                                             filters=first_filters(solo))
             m.end(RunFinished(
                 run_id=m.run_id, test_loss=test_loss, test_acc=test_acc,
                 best_epoch=m.best.epoch, best_val_acc=m.best.val_acc,
                 best_val_loss=m.best.val_loss, epochs_done=m.epochs_done,
                 train_seconds=m.total_time,
                 images_per_s=m.train_images / max(m.train_time, 1e-9),
-                early_stopped=m.early_stopped))
+                early_stopped=m.early_stopped, diagnosis=diagnosis))
 
 
 def end_epoch(m: Member, epoch: int, train: tuple[float, float], val: tuple[float, float],
               lr: float, lr_dropped: bool, t_train: float, seconds: float, seen: int,
-              weights: Callable[[], State]) -> None:
-    """One run's end of epoch, as `loop.train` does it: divergence, best checkpoint (a copy
-    of its slice), EpochEnd, early stop."""
+              weights: Callable[[], State],
+              measure: Callable[[], tuple[LayerStats, ...]] = tuple) -> None:
+    """One run's end of epoch, as `loop.train` does it: divergence, layer statistics, best
+    checkpoint (a copy of its slice), EpochEnd, early stop."""
     (train_loss, train_acc), (val_loss, val_acc) = train, val
     bad = [loss for loss in (train_loss, val_loss) if not math.isfinite(loss)]
     if bad:
         m.diverged(epoch, bad[0])
         return
+    layers = measure()
     is_best = m.best.update(epoch, val_loss, val_acc, None)
     if is_best and m.cfg.keep_best:
         m.best.state = weights()
@@ -382,7 +411,7 @@ def end_epoch(m: Member, epoch: int, train: tuple[float, float], val: tuple[floa
     m.train_time, m.total_time = m.train_time + t_train, m.total_time + seconds
     m.emit(EpochEnd(run_id=m.run_id, epoch=epoch, train_loss=train_loss, train_acc=train_acc,
                     val_loss=val_loss, val_acc=val_acc, lr=lr, seconds=seconds,
-                    is_best=is_best, lr_dropped=lr_dropped))
+                    is_best=is_best, lr_dropped=lr_dropped, layers=layers))
     if m.cfg.early_stop_patience and epoch - m.best.epoch >= m.cfg.early_stop_patience:
         m.early_stopped, m.training = epoch < m.cfg.epochs, False
         if not m.cfg.keep_best:
