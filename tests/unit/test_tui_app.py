@@ -423,7 +423,7 @@ async def test_failed_run_shows_reason_and_next_run_works(tmp_path):
 
 @aio
 async def test_worker_death_marks_run_failed(tmp_path):
-    app = make_app(tmp_path, Script(steps=10_000, steps_per_poll=1))
+    app = make_app(tmp_path, Script(steps=10_000, steps_per_poll=1, delay=0.1))  # 10 events/s
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("r")
         await wait_for(pilot, lambda: app.session.running(), what="running")
@@ -500,7 +500,7 @@ async def test_event_flood_keeps_ui_responsive(tmp_path):
 
 @aio
 async def test_quit_mid_run_asks_then_stops_trainer(tmp_path):
-    app = make_app(tmp_path, Script(steps=10_000, steps_per_poll=1))
+    app = make_app(tmp_path, Script(steps=10_000, steps_per_poll=1, delay=0.1))  # 10 events/s
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("r")
         await wait_for(pilot, lambda: app.session.running(), what="running")
@@ -542,7 +542,9 @@ class LabLikeTrainer(FakeTrainer):
 @pytest.mark.parametrize(("answer", "stops"), [("k", False), ("s", True)])
 @aio
 async def test_quit_with_a_lab_offers_to_keep_training(tmp_path, answer, stops):
-    app = make_app(tmp_path, Script(steps=10_000, steps_per_poll=1), trainer_cls=LabLikeTrainer)
+    # (Ten progress events a second, as a real worker sends at most: the run outlasts the test.)
+    app = make_app(tmp_path, Script(steps=10_000, steps_per_poll=1, delay=0.1),
+                   trainer_cls=LabLikeTrainer)
     lab = app.trainer
     assert app.detachable
     async with app.run_test(size=SIZE) as pilot:

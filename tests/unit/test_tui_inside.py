@@ -6,6 +6,7 @@ the gallery at 80×24."""
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ from helpers.fake_trainer import FakeTrainer
 from helpers.inside import IMAGES, IMAGES_KEY, diagnosis, layers, write_images_file
 from textual.widgets import Static
 
+from trainer import formats as fmt
 from trainer import paths
 from trainer.events import EpochEnd, RunFinished
 from trainer.lessons.planning import build_requests
@@ -25,7 +27,7 @@ from trainer.store.runstore import RunStore
 from tui.app import CnnTuiApp, StartOptions
 from tui.screens.inside import InsideScreen
 from tui.state.inside import inside_runs, scales
-from tui.widgets.inside import GallerySlot, InsideColumn, run_column
+from tui.widgets.inside import MAX_STRIP, GallerySlot, InsideColumn, run_column
 
 OVERRIDES = {"dataset": "synthetic", "epochs": 6}
 
@@ -83,6 +85,22 @@ def test_a_column_shows_strips_matrix_and_histogram(tmp_path):
                  "truck", "p(chosen)", "most confident mistakes"):
         assert part in text
     assert "70.0%" in text or "60.0%" in text  # per-class accuracy on the rows
+
+
+def test_a_long_run_draws_a_sample_of_its_epochs_ending_with_the_latest():
+    """1,000 epochs (thinned in the record): the strip says how many it draws and ends with
+    the latest epoch, whose value is the one printed after it."""
+    req = build_requests(load_presets()[0]["batch_norm"], OVERRIDES, repeats=1, group="g")[0]
+    rec = RunRecord.from_request(req, RunStatus.RUNNING)
+    for e in range(1, 1001):
+        rec = apply_event(rec, EpochEnd(req.run_id, e, 1.0, 0.5, 1.1, 0.5, 0.001, 3.0, True,
+                                        False, layers(e)))
+    text = run_column(rec, scales([rec])).plain
+    drawn = re.search(r"epoch 1 → 1000, (\d+) of 1000 epochs", text)
+    assert drawn is not None and 20 <= int(drawn[1]) <= MAX_STRIP + 1
+    first_layer = next(line for line in text.splitlines() if line.startswith("conv1"))
+    latest = rec.probes[-1].layers[0].act_std
+    assert rec.probes[-1].epoch == 1000 and first_layer.endswith(fmt.num(latest, 3))
 
 
 def test_untrusted_class_names_are_shown_literally(tmp_path):

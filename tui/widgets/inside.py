@@ -44,6 +44,8 @@ def strips(record: RunRecord, key: str, scale: Scale) -> Text:
     probes = record.probes
     step = max(1, -(-len(probes) // MAX_STRIP))
     shown = probes[::step]
+    if shown[-1] is not probes[-1]:  # the latest epoch always ends the strip
+        shown = (*shown[:-1], probes[-1]) if len(shown) >= MAX_STRIP else (*shown, probes[-1])
     out = Text()
     names = [layer.name for layer in probes[0].layers]
     for i, name in enumerate(names):
@@ -55,7 +57,9 @@ def strips(record: RunRecord, key: str, scale: Scale) -> Text:
             out.append(*cell(scale.level(value, len(BLOCKS))))
         out.append(f" {fmt.num(last, 3) if last is not None else '—'}\n", style="dim")
     first, final = shown[0].epoch, shown[-1].epoch
-    every = f", every {step}th" if step > 1 else ""
+    # Long runs are sampled (here, and thinned in the record): say how many epochs are drawn.
+    every = f", {len(shown)} of {final - first + 1} epochs" if len(shown) < final - first + 1 \
+        else ""
     out.append(f"{'':<{NAME_W}} epoch {first} → {final}{every} · {scale.describe()}\n",
                style="dim")
     return out
