@@ -11,7 +11,7 @@ temporary runs folder and prints, for each N:
   warm     … until the grouped view's cells are computed ahead (a few ms per timer tick)
   sort / group / diff   one `s`, `g`, `c` on the Runs tab, until the table is redrawn
 
-    python benchmarks/bench_store.py --sizes 0 200 2000 20000
+    python benchmarks/bench_store.py --sizes 0 200 2000 20000 [--rounds 3]   (medians)
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -116,25 +117,43 @@ async def time_tui(folder: Path) -> dict[str, float]:
     return out
 
 
+def time_cold_export(folder: Path, out: Path) -> float:
+    """An export with no row cache: every record parsed (a folder copied in)."""
+    from trainer.store import rowcache
+    from trainer.store.runstore import RunStore
+
+    cache = rowcache.cache_path(RunStore(folder))
+    cache.unlink(missing_ok=True)
+    cache.with_suffix(".notes").unlink(missing_ok=True)
+    return time_export(folder, out)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[0, 200, 2000, 20000])
+    parser.add_argument("--rounds", type=int, default=3, help="medians of this many")
     args = parser.parse_args()
     os.environ.setdefault("CNN_TUI_HOME", tempfile.mkdtemp(prefix="cnn-tui-bench-"))
-    print(f"{'N':>7} {'load s':>8} {'export cold/again/noted s':>25} {'frame s':>8} "
+    med = statistics.median
+    print(f"medians of {args.rounds} · "
+          f"{'N':>7} {'load s':>8} {'export cold/again/noted s':>25} {'frame s':>8} "
           f"{'loaded s':>9} {'warm s':>7} {'sort s':>7} {'group s':>8} {'diff s':>7}")
     for n in args.sizes:
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp) / "runs"
             make_records(folder, n)
-            load = time_load(folder)
-            export = time_export(folder, Path(tmp) / "all.csv")
-            again = time_export(folder, Path(tmp) / "again.csv")
-            noted = time_noted_export(folder, Path(tmp) / "noted.csv")
-            tui = asyncio.run(time_tui(folder))
-            print(f"{n:>7} {load:>8.2f} {export:>11.2f}/{again:>6.2f}/{noted:>6.2f} "
-                  f"{tui['frame']:>8.2f} {tui['loaded']:>9.2f} {tui['warm']:>7.2f} "
-                  f"{tui['sort']:>7.3f} {tui['group']:>8.3f} {tui['diff']:>7.3f}", flush=True)
+            load = med(time_load(folder) for _ in range(args.rounds))
+            export, again, noted = [], [], []
+            for _ in range(args.rounds):
+                export.append(time_cold_export(folder, Path(tmp) / "all.csv"))
+                again.append(time_export(folder, Path(tmp) / "again.csv"))
+                noted.append(time_noted_export(folder, Path(tmp) / "noted.csv"))
+            tuis = [asyncio.run(time_tui(folder)) for _ in range(args.rounds)]
+            tui = {k: med(t[k] for t in tuis) for k in tuis[0]}
+            print(f"{n:>7} {load:>8.2f} {med(export):>11.2f}/{med(again):>6.2f}/"
+                  f"{med(noted):>6.2f} {tui['frame']:>8.2f} {tui['loaded']:>9.2f} "
+                  f"{tui['warm']:>7.2f} {tui['sort']:>7.3f} {tui['group']:>8.3f} "
+                  f"{tui['diff']:>7.3f}", flush=True)
 
 
 if __name__ == "__main__":
