@@ -347,6 +347,11 @@ class CnnTuiApp(App):
         raise LookupError("main screen not mounted")
 
     def _refresh_views(self) -> None:
+        # Drawn only while the main screen is the one on top: under a dialog every change
+        # re-renders the whole dimmed background (~80 ms a frame here), behind the Inside
+        # view it is not seen at all. The marks wait; the first tick after catches up.
+        if not isinstance(self.screen, MainScreen):
+            return
         # (NoMatches: the timer can still tick while the screen is torn down at exit.)
         with contextlib.suppress(LookupError, NoMatches):
             self.main.sync()

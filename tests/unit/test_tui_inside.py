@@ -149,8 +149,10 @@ def test_the_gallery_shows_each_mistake_with_its_test_image_and_m_hides_it(tmp_p
         app = make_app(tmp_path / "runs")
         async with app.run_test(size=(80, 24)) as pilot:
             await pilot.press("3", "i")
-            await wait_for(pilot, lambda: len(app.screen.query(".gallery-tile")) == 8,
-                           what="one gallery of 8 images")
+            await wait_for(pilot, lambda: len(app.screen.query(".gallery-tile")) == 8
+                           and len(gallery_text(app)) == 2
+                           and "not recorded" in gallery_text(app)[1],
+                           what="one gallery of 8 images, and the other's reason")
             new, old = gallery_text(app)
             # BN on #1 was recorded before the gallery existed; BN off #1 has one.
             assert "Misclassified test images: not recorded" in old
@@ -186,9 +188,10 @@ def test_images_that_are_not_on_this_machine_are_explained(tmp_path):
         app = make_app(tmp_path / "runs")
         async with app.run_test(size=(80, 24)) as pilot:
             await pilot.press("3", "i")
-            await wait_for(pilot, lambda: len(gallery_text(app)) == 2, what="galleries")
-            new = gallery_text(app)[0]
-            assert "images not available on this machine: there is no test-images file" in new
+            why = "images not available on this machine: there is no test-images file"
+            # (A slot is shown before its gallery is built: wait for the text itself.)
+            await wait_for(pilot, lambda: len(gallery_text(app)) == 2
+                           and why in gallery_text(app)[0], what="the reason")
             assert not app.screen.query(".gallery-tile")
             assert app.screen.query(".gallery-filters")  # the filters are in the record
 

@@ -167,6 +167,8 @@ class MainScreen(Screen):
         if force or runs.dirty_rows or runs.order_changed:
             self.query_one(ResultsTable).sync(full=force)
             self._detail()
+        # Statistics only move with an epoch, a start or an end, not with each live step.
+        if force or runs.dirty_verdicts:
             self._verdicts()
         now = time.monotonic()
         # Epochs, starts and ends redraw at once; a moving live point at most once a second
@@ -222,7 +224,10 @@ class MainScreen(Screen):
         if card.verdict is None:
             note.append(" · ")
             note.append_text(card.empty_text)
-        self.query_one("#verdict-line", Static).update(verdict_line(card.verdict, note))
+        line = self.query_one("#verdict-line", Static)
+        text = verdict_line(card.verdict, note)
+        if line.content != text:
+            line.update(text, layout=False)  # one line, height fixed by the .tcss
 
     def _detail(self) -> None:
         table = self.query_one(ResultsTable)

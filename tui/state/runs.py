@@ -38,6 +38,7 @@ class RunsView:
         self.dirty_live = False  # only live points moved (charts redraw those ~1/s)
         self.dirty_bar = True
         self.order_changed = True
+        self.dirty_verdicts = True  # an epoch, start or end: the statistics may have moved
         self._positions: dict[str, int] = {}
         self._positions_of = -1  # the session's `order` they were made for
         self._differing: list[str] = []
@@ -61,6 +62,7 @@ class RunsView:
         if self.session.records and self.chart_group is None:
             self.chart_group = next(reversed(self.session.records.values())).group or None
         self.order_changed = self.dirty_charts = True
+        self.dirty_verdicts = True
 
     def submit(self, requests: list[RunRequest]) -> None:
         """Queue runs (raises what the trainer raises); the charts follow the new launch."""
@@ -69,6 +71,7 @@ class RunsView:
         if requests:
             self.chart_group = requests[0].group
         self.order_changed = self.dirty_charts = self.dirty_bar = True
+        self.dirty_verdicts = True
 
     def cancel_queue(self) -> list[RunRequest]:
         dropped = self.session.cancel_queue()
@@ -100,6 +103,7 @@ class RunsView:
     def _forget(self, run_ids: list[str]) -> None:
         if run_ids:
             self.order_changed = self.dirty_charts = self.dirty_bar = True
+            self.dirty_verdicts = True
             if self.selected in run_ids:
                 self.selected = None
             if self.pinned in run_ids:
@@ -111,12 +115,15 @@ class RunsView:
         records = self.session.records
         if up.started:
             self.order_changed = True
+            self.dirty_verdicts = True
             if self.chart_group is None:
                 self.chart_group = records[up.started[0]].group
         self._forget([r.run_id for r in up.dropped])
         self.dirty_rows |= up.runs
         if up.queue_changed:
             self.dirty_bar = self.order_changed = True
+        if up.runs - up.live:
+            self.dirty_verdicts = True
         if up.runs:
             self.dirty_bar = True
             shown = {r for r in up.runs if r in records
@@ -140,6 +147,7 @@ class RunsView:
     def clear_dirty(self) -> None:
         self.dirty_rows.clear()
         self.dirty_charts = self.dirty_bar = self.order_changed = False
+        self.dirty_verdicts = False
 
     # -- queries -----------------------------------------------------------------------------
     def index(self, run_id: str) -> int:
@@ -193,6 +201,7 @@ class RunsView:
             return None
         self.chart_group, self.selected = target, None
         self.order_changed = self.dirty_charts = True
+        self.dirty_verdicts = True
         return target
 
     def differing_keys(self) -> list[str]:

@@ -363,12 +363,16 @@ class RunDetail(Static):
     """One line about the run under the table cursor: the full failure reason, the config."""
 
     def show(self, state: RunsView, run_id: str | None) -> None:
+        text = self._text(state, run_id)
+        if self.content != text:
+            self.update(text, layout=False)  # one line, height fixed by the .tcss: no relayout
+
+    def _text(self, state: RunsView, run_id: str | None) -> Text:
         rec = state.session.records.get(run_id) if run_id else None
         if rec is None:
-            self.update(Text("↑/↓ highlights a run in the charts · s sorts · g one row per "
+            return (Text("↑/↓ highlights a run in the charts · s sorts · g one row per "
                              "variant (Enter expands) · c differing columns only · / filter · "
-                             "l label · del archive", style="dim"))
-            return
+                          "l label · del archive", style="dim"))
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append(f"#{state.index(rec.run_id)} {rec.variant} rep {rec.repeat + 1} ", "bold")
         if rec.label:
@@ -396,4 +400,4 @@ class RunDetail(Static):
             text.append(err.line)
         if rec.save_error:
             text.append(f"  ⚠ {rec.save_error}", "bold yellow")
-        self.update(text)
+        return text

@@ -15,9 +15,12 @@ from tui.state.runs import RunsView
 
 
 def show(label: Label, text: Text) -> None:
-    """Update only on change: every update re-lays out the screen."""
-    if label.content != text:
-        label.update(text)
+    """Update only on change, and re-lay out the screen (tens of ms) only when the text's
+    width changed: a step count ticking from 45/133 to 46/133 is a repaint."""
+    old = label.content
+    if old != text:
+        same_width = isinstance(old, Text) and old.cell_len == text.cell_len
+        label.update(text, layout=not same_width)
 
 
 def waiting_for(prep: Preparing | None) -> Text:

@@ -109,12 +109,16 @@ class VerdictCard(Static):
         except Exception as err:  # never let a statistics corner case take the app down
             self._empty(f"(no verdict: {err})")
             return
-        self.update(verdict_text(self.verdict, self.compact))
+        self._show(verdict_text(self.verdict, self.compact))
+
+    def _show(self, text: Text) -> None:
+        if self.content != text:  # (a relayout of the screen for nothing otherwise)
+            self.update(text)
 
     def _empty(self, why: str) -> None:
         self.verdict = None
         self.empty_text = Text(why, style="dim")
-        self.update(self.empty_text)
+        self._show(self.empty_text)
 
 
 class VerdictPanel(VerticalScroll):
