@@ -68,6 +68,26 @@ def record_size(epochs: int, inside: bool) -> int:
     return len(json.dumps(rec.to_json(), indent=1, ensure_ascii=False).encode())
 
 
+def probe_share(cfg: RunConfig, source: data.DeviceData, events: list) -> tuple[float, float]:
+    """Seconds of one probe pass (median of 10, on the run's probe batch) and its share of
+    an epoch's training time: the overhead by construction, without whole-run noise."""
+    import statistics
+
+    split = source.splits(cfg)
+    model = build_model(cfg)
+    k = probes.probe_size(len(split.train_y))
+    probe = probes.Probe(model, split.val_x[:k].float() / 255, split.val_y[:k],
+                         lambda o, t: loop.per_sample_loss(o, t, cfg.loss).mean())
+    probe.measure()
+    times = []
+    for _ in range(10):
+        t0 = time.perf_counter()
+        probe.measure()
+        times.append(time.perf_counter() - t0)
+    epoch = min(e.seconds for e in events if isinstance(e, EpochEnd))
+    return statistics.median(times), statistics.median(times) / epoch
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--widths", default="16,32,64")
@@ -89,11 +109,15 @@ def main() -> None:
             seconds, events = timed_run(cfg, source, on)
             times[on].append(seconds)
             results[on] = [(e.train_loss, e.val_loss) for e in events if isinstance(e, EpochEnd)]
+            results_events = events
     off, on = min(times[False]), min(times[True])
     print(f"probes off: {off:.2f} s   probes on: {on:.2f} s   overhead {100 * (on / off - 1):+.1f}%"
           f"   (all: off {[round(t, 2) for t in times[False]]}, on "
           f"{[round(t, 2) for t in times[True]]})")
     print("same losses with probes on and off:", results[True] == results[False])
+    seconds, share = probe_share(cfg, source, results_events)
+    print(f"one probe pass: {seconds * 1000:.0f} ms, {100 * share:.1f}% of an epoch "
+          "(the overhead by construction; whole-run times above carry the machine's noise)")
     plain, full = record_size(30, False), record_size(30, True)
     print(f"30-epoch course-CNN record: {full / 1024:.1f} KB with the look-inside data, "
           f"{plain / 1024:.1f} KB without; 1,000 epochs (statistics thinned) "

@@ -155,3 +155,20 @@ def test_a_run_records_its_test_images_key_and_filters_and_the_images_are_its_ow
     for s in shown.shown:
         assert np.array_equal(s.pixels, raw.test_x[s.index].permute(1, 2, 0).numpy())
         assert s.true == raw.classes[int(raw.test_y[s.index])]
+
+
+def test_the_probe_batch_stays_a_small_share_of_an_epoch(small_raw, monkeypatch):
+    """256 images for CIFAR-10's 42,500 (0.6%), fewer for smaller sets (≈1.5%), 64 at least;
+    the run probes exactly that many validation images."""
+    assert probes.probe_size(42_500) == 256 and probes.probe_size(8_500) == 127
+    assert probes.probe_size(500) == 64 and probes.probe_size(10**7) == 256
+    sizes = []
+    real = probes.Probe.__init__
+
+    def spy(self, model, x, y, loss):
+        sizes.append((len(x), len(y)))
+        real(self, model, x, y, loss)
+
+    monkeypatch.setattr(probes.Probe, "__init__", spy)
+    train(small_raw, True)
+    assert len(sizes) == 1 and sizes[0][0] == sizes[0][1] == 64

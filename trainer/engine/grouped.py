@@ -51,7 +51,7 @@ from trainer.engine.loop import (
     schedule_step,
 )
 from trainer.engine.model import build_model, count_params
-from trainer.engine.probes import PROBE_SIZE, Predictions, Probe, first_filters
+from trainer.engine.probes import Predictions, Probe, first_filters, probe_size
 from trainer.events import (
     EpochEnd,
     Event,
@@ -292,7 +292,8 @@ def train_group(requests: Sequence[RunRequest], source: DeviceData, device: torc
     prep = Prep(data, cfg, cuda=False)  # NCHW: side_by_side lays the wide input out after
     # The solo copy the look-inside data is measured on, loaded with one run's slice at a time.
     solo = solos[0].to(device)
-    probe = Probe(solo, prep(data.val_x[:PROBE_SIZE]), data.val_y[:PROBE_SIZE],
+    k = probe_size(n_train)
+    probe = Probe(solo, prep(data.val_x[:k]), data.val_y[:k],
                   lambda out, y: per_sample_loss(out, y, cfg.loss).mean()) if probes else None
 
     def measure(r: int) -> tuple[LayerStats, ...]:

@@ -33,7 +33,7 @@ from trainer.config import RunConfig
 from trainer.engine import graphs
 from trainer.engine.data import DeviceData, Splits
 from trainer.engine.model import build_model, count_params, kernels
-from trainer.engine.probes import PROBE_SIZE, Predictions, Probe, first_filters
+from trainer.engine.probes import Predictions, Probe, first_filters, probe_size
 from trainer.events import (
     EAGER_NOTICE,
     EpochEnd,
@@ -117,7 +117,8 @@ def train(request: RunRequest, source: DeviceData, device: torch.device,
 
     emit(Preparing(run_id, "warming up" + (" (cuDNN picks its kernels)" if cuda else "")))
     prep = Prep(data, cfg, cuda)
-    probe = Probe(model, prep(data.val_x[:PROBE_SIZE]), data.val_y[:PROBE_SIZE],
+    k = probe_size(len(data.train_y))
+    probe = Probe(model, prep(data.val_x[:k]), data.val_y[:k],
                   lambda out, y: per_sample_loss(out, y, cfg.loss).mean()) if probes else None
     best = Best()
     epochs_done, train_images, train_time, total_time = 0, 0, 0.0, 0.0
