@@ -350,7 +350,10 @@ class CnnTuiApp(App):
         # Drawn only while the main screen is the one on top: under a dialog every change
         # re-renders the whole dimmed background (~80 ms a frame here), behind the Inside
         # view it is not seen at all. The marks wait; the first tick after catches up.
-        if not isinstance(self.screen, MainScreen):
+        # (The stack is read, not `self.screen`: the timer can tick while the app tears its
+        # screens down at exit, and `self.screen` raises on an empty stack.)
+        stack = self.screen_stack
+        if not stack or not isinstance(stack[-1], MainScreen):
             return
         # (NoMatches: the timer can still tick while the screen is torn down at exit.)
         with contextlib.suppress(LookupError, NoMatches):

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from trainer.engine.reporter import RunReporter, log
+from trainer.engine.reporter import RunReporter, Saver, log
 from trainer.events import EpochEnd, Event
 from trainer.store.record import RunRecord
 from trainer.store.runstore import StoreError
@@ -51,6 +51,15 @@ class Fault:
 
     def wrap(self, report: RunReporter, torch: Any, runs_dir: Path) -> Callable[[Event], None]:
         """report.emit, with the fault going off at the end of epoch `self.epoch`."""
+        if self.kind == "disk_full":
+            if not self.fired:
+                # The disk fills up in the saver's order, not the training thread's: records are
+                # saved on a thread of their own, so swapping the store when the epoch ends
+                # could also fail the save of an earlier epoch still waiting in the queue.
+                self.fired = True
+                report.store = _FullDisk(report.store, runs_dir, self.epoch)
+            return report.emit
+
         def emit(event: Event) -> None:
             if (not self.fired and isinstance(event, EpochEnd) and event.epoch >= self.epoch):
                 self.fired = True
@@ -60,18 +69,22 @@ class Fault:
                     raise torch.OutOfMemoryError(
                         "CUDA out of memory. Tried to allocate 2.00 GiB "
                         f"(injected by {FAULT_ENV})")
-                report.store = _FullDisk(runs_dir)  # this save and every later one fail
             report.emit(event)
         return emit
 
 
 class _FullDisk:
-    """The run store as a full disk leaves it: every save fails, earlier files stay intact."""
+    """The run store as a full disk leaves it: from the record that holds epoch `epoch` on,
+    every save fails and the file saved before stays intact."""
 
-    def __init__(self, runs_dir: Path) -> None:
-        self.dir = runs_dir
+    def __init__(self, store: Saver, runs_dir: Path, epoch: int) -> None:
+        self.store, self.dir, self.epoch = store, runs_dir, epoch
+        self.full = False
 
-    def save(self, record: RunRecord) -> Path:
+    def save(self, record: RunRecord) -> Any:
+        self.full = self.full or any(h.epoch >= self.epoch for h in record.history)
+        if not self.full:
+            return self.store.save(record)
         target = self.dir / f"{record.run_id}.json"
         raise StoreError(f"could not save run {record.run_id} to {target}: "
                          "No space left on device", target)
