@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+from typing import Any, ClassVar
 
 from textual import on
 from textual.app import App, SystemCommand
@@ -61,9 +61,6 @@ from tui.state.toggles import ToggleState
 from tui.widgets.lessons import LessonView
 from tui.widgets.results import ResultsTable
 from tui.widgets.system import SystemLine
-
-if TYPE_CHECKING:
-    from tui.widgets.toggles import ToggleForm
 
 TERMINAL_CHECK_S = 0.5  # how often the app checks that its terminal is still there
 
@@ -855,8 +852,8 @@ class CnnTuiApp(App):
                             lambda: self._switch_lesson("custom"), discover=False)
 
     def _reset_toggles(self) -> None:
-        for form in self.main.query("ToggleForm"):  # (none before the form is mounted)
-            cast("ToggleForm", form).action_reset()
+        if (form := self.main.toggle_form) is not None:
+            form.action_reset()
 
     def _switch_lesson(self, key: str, run: bool = False) -> None:
         from tui.widgets.lessons import LessonList

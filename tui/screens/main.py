@@ -269,10 +269,16 @@ class MainScreen(Screen):
             if self.page == "toggles":
                 form.first_control().focus()  # `2` was pressed before the form was there
 
+    @property
+    def toggle_form(self) -> ToggleForm | None:
+        """The toggle form, or None before it is mounted (it comes after the first frame)."""
+        forms = self.query("#toggle-form")
+        return cast("ToggleForm", forms.first()) if forms else None
+
     def _reload_toggles(self) -> None:
-        # (The form is mounted lazily; once mounted it loads the current toggles itself.)
-        for form in self.query("ToggleForm"):
-            cast("ToggleForm", form).load()
+        # (Once mounted, the form loads the current toggles itself.)
+        if (form := self.toggle_form) is not None:
+            form.load()
 
     @on(TogglesChanged)
     def _toggles(self) -> None:
@@ -368,8 +374,8 @@ class MainScreen(Screen):
         if name == "lessons":
             self.query_one(LessonList).focus()
         elif name == "toggles":
-            for form in self.query("ToggleForm"):
-                cast("ToggleForm", form).first_control().focus()
+            if (form := self.toggle_form) is not None:
+                form.first_control().focus()
         elif self.verdict_view:
             self.query_one(VerdictPanel).focus()
         else:
@@ -378,8 +384,8 @@ class MainScreen(Screen):
     def show_field(self, key: str) -> None:
         """Bring an invalid toggle into view with the cursor in it."""
         self.page = "toggles"
-        for form in self.query("ToggleForm"):
-            cast("ToggleForm", form).focus_key(key)
+        if (form := self.toggle_form) is not None:
+            form.focus_key(key)
 
     def action_chart_mode(self) -> None:
         self.chart_mode = "runs" if self.chart_mode == "mean" else "mean"
