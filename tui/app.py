@@ -347,14 +347,13 @@ class CnnTuiApp(App):
         # Drawn only while the main screen is the one on top: under a dialog every change
         # re-renders the whole dimmed background (~80 ms a frame here), behind the Inside
         # view it is not seen at all. The marks wait; the first tick after catches up.
-        # (The stack is read, not `self.screen`: the timer can tick while the app tears its
-        # screens down at exit, and `self.screen` raises on an empty stack.)
+        # (The timer can still tick while the app tears its screens down at exit: the stack
+        # may be empty, where `self.screen` raises, and the screen's widgets may be gone.)
         stack = self.screen_stack
-        if not stack or not isinstance(stack[-1], MainScreen):
+        if not stack or not isinstance(main := stack[-1], MainScreen):
             return
-        # (NoMatches: the timer can still tick while the screen is torn down at exit.)
-        with contextlib.suppress(LookupError, NoMatches):
-            self.main.sync()
+        with contextlib.suppress(NoMatches):
+            main.sync()
         self.update_titles()
 
     def update_titles(self) -> None:

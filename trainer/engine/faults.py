@@ -79,11 +79,11 @@ class _FullDisk:
 
     def __init__(self, store: Saver, runs_dir: Path, epoch: int) -> None:
         self.store, self.dir, self.epoch = store, runs_dir, epoch
-        self.full = False
 
     def save(self, record: RunRecord) -> Any:
-        self.full = self.full or any(h.epoch >= self.epoch for h in record.history)
-        if not self.full:
+        # A run's records come in order and each holds every epoch before it: once one reaches
+        # `epoch`, every later one does too.
+        if not any(h.epoch >= self.epoch for h in record.history):
             return self.store.save(record)
         target = self.dir / f"{record.run_id}.json"
         raise StoreError(f"could not save run {record.run_id} to {target}: "
