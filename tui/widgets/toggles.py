@@ -12,7 +12,7 @@ import contextlib
 from typing import Any, ClassVar
 
 from rich.text import Text
-from textual import events, on
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -68,12 +68,19 @@ class ToggleSelect(Select, inherit_bindings=False):
         Binding("enter,space", "show_overlay", "Show menu", show=False),
     ]
 
-    def _on_mount(self, event: events.Mount) -> None:
-        # The form is mounted after the first frame; quitting at that moment closes the
-        # Select's children before they compose, and Textual's Select then fails to find its
-        # label (a traceback at exit). Nothing is on screen any more by then.
+    # The form is mounted after the first frame; quitting at that moment closes the Select's
+    # children before they compose, and Textual's Select then fails to find its overlay and
+    # label (a traceback at exit). Nothing is on screen any more by then. The guard sits on
+    # the two steps of Select's own mount handler, not on an `_on_mount` of ours: Textual
+    # calls every class's `_on_mount` along the MRO, so an override ran Select's twice, the
+    # second time unguarded.
+    def _setup_options_renderables(self) -> None:
         with contextlib.suppress(NoMatches):
-            super()._on_mount(event)
+            super()._setup_options_renderables()
+
+    def _init_selected_option(self, hint: Any = Select.NULL) -> None:
+        with contextlib.suppress(NoMatches):
+            super()._init_selected_option(hint)
 
 
 def make_control(key: str, value: Any, blink: bool = True) -> Switch | Select | Input:
