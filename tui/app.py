@@ -186,11 +186,19 @@ class CnnTuiApp(App):
             self.notify(warning, title="Preferences", severity="warning", markup=False,
                         timeout=12)
         self.call_after_refresh(self._apply_view_prefs)
+        self.call_after_refresh(self._collect_from_now_on)
         self.set_interval(1.0, self.remember_prefs)  # toggle edits, lesson (and a safety net)
         self.theme_changed_signal.subscribe(self, lambda _theme: self.remember_prefs())
         self.set_interval(self.options.refresh_interval, self._refresh_views)
         if not self.is_headless:
             self.set_interval(TERMINAL_CHECK_S, self._watch_terminal)
+
+    def _collect_from_now_on(self) -> None:
+        """After the first frame: what the start made lives as long as the app, so it is
+        frozen out of the cyclic collector, which `launch` paused for the start."""
+        if not gc.isenabled():
+            gc.freeze()
+            gc.enable()
 
     def _prestart(self) -> None:
         start = getattr(self.trainer, "start", None)

@@ -9,6 +9,7 @@ Worker output goes to `<runs_dir>/worker.log` so it never scribbles over the scr
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 from pathlib import Path
 
@@ -17,6 +18,11 @@ from trainer import paths
 
 def launch(args: argparse.Namespace) -> int:
     """Open the TUI with the options `trainer.cli` parsed (same as `cnn-tui run`)."""
+    # Until the first frame, Python's cyclic collector would walk the tens of thousands of
+    # objects the start creates (Textual's modules, stylesheets, widgets), all of which
+    # live as long as the app: ~10% of the time to the first frame, for nothing. The app
+    # freezes them and turns collection back on once the first frame is out.
+    gc.disable()
     from trainer.cli.lab import make_trainer
     from trainer.cli.parser import presets_dirs, resolve_overrides
     from trainer.events import WorkerSettings
