@@ -101,3 +101,29 @@ def test_a_torn_note_costs_only_its_own_run_a_parse(tmp_path, monkeypatch):
     rows, warnings = rowcache.export_rows(store)
     assert [r["variant"] for r in rows] == ["v0", "v1", "v2"] and warnings == []
     assert read == [store.path(recs[1].run_id).name]
+
+
+def test_an_export_after_a_lesson_reads_its_notes_without_rewriting_the_cache(tmp_path,
+                                                                              monkeypatch):
+    """The common case: the cache holds every older run and the worker noted the few that
+    just ended. The export reads no record and leaves the cache file alone (rewriting it per
+    export costs as much as the rows at 2,000 runs); the notes are merged once enough pile
+    up, and nothing is lost on the way."""
+    store = RunStore(tmp_path / "runs")
+    old = stored(store, 3)
+    rowcache.export_rows(store)
+    cache, notes = rowcache.cache_path(store), rowcache.cache_path(store).with_suffix(".notes")
+    written = cache.read_bytes()
+    new = stored(store, 2)
+    for rec in new:
+        rowcache.remember(store, rec.run_id)
+    read = []
+    real = store.read_entry
+    monkeypatch.setattr(store, "read_entry", lambda p: read.append(p.name) or real(p))
+    rows, _ = rowcache.export_rows(store)
+    assert {r["run_id"] for r in rows} == {r.run_id for r in old + new} and read == []
+    assert cache.read_bytes() == written and notes.exists()
+    monkeypatch.setattr(rowcache, "COMPACT_NOTES", 2)
+    assert rowcache.export_rows(store)[0] == rows and read == []
+    assert not notes.exists() and cache.read_bytes() != written
+    assert rowcache.export_rows(store)[0] == rows and read == []  # all in the cache file now

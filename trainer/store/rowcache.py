@@ -5,7 +5,7 @@ Parsing and checking every record is most of an export's time (a store of 2,000 
 so rows are kept per file, keyed by name, size and modification time: a changed file is
 read again. The cache lives in the user's own cache folder, never in the runs folder (which
 is shared and copied around), so nobody else's file can feed it; running records are not
-cached (the next read may find them interrupted). A worker adds each run it ends, so the
+cached (the next read may find them interrupted). A worker notes each run it ends, so the
 first export after training reads only files no worker wrote. Deleting the cache only
 costs time.
 """
@@ -30,6 +30,7 @@ from trainer.store.runstore import RunStore
 
 VERSION = 2  # 2: a row is its cells in CSV_COLUMNS order (a third of the JSON to decode)
 MAX_CACHE_BYTES = 512 * 1024 * 1024
+COMPACT_NOTES = 500  # notes merged into the cache file once this many have piled up
 
 
 @functools.cache
@@ -94,16 +95,12 @@ def remember(store: RunStore, run_id: str) -> None:
             os.close(fd)
 
 
-def _take_notes(store: RunStore, files: dict[str, Any]) -> Path | None:
-    """Merge the noted runs into `files` (a note is newer than the cache file); returns the
-    notes file taken (moved aside first, so notes written meanwhile go to a new one)."""
-    notes = _notes(store)
-    taken = notes.with_suffix(".taken")
+def _read_notes(path: Path) -> dict[str, Any]:
+    """The entries noted in `path`, by file name (later notes win)."""
     try:
-        os.replace(notes, taken)
-        data = read_bounded(taken, MAX_CACHE_BYTES)
+        data = read_bounded(path, MAX_CACHE_BYTES)
     except OSError:
-        return None
+        return {}
     lines = data.splitlines()
     try:  # one decode for the whole file; a torn or foreign line: then line by line
         entries = json.loads(b"[" + b",".join(lines) + b"]") if lines else []
@@ -113,24 +110,42 @@ def _take_notes(store: RunStore, files: dict[str, Any]) -> Path | None:
             with contextlib.suppress(ValueError):
                 entries.append(json.loads(line))
     signature = _signature()
+    noted: dict[str, Any] = {}
     for entry in entries:
         if isinstance(entry, dict) and entry.get("signature") == signature \
                 and isinstance(entry.get("name"), str):
             name = entry.pop("name")
             entry.pop("signature")
-            files[name] = entry
-    return taken
+            noted[name] = entry
+    return noted
+
+
+def _take_notes(store: RunStore) -> tuple[Path | None, dict[str, Any]]:
+    """Move the notes aside (notes written meanwhile go to a new file) and read them; the
+    taken file is deleted once its entries are in the cache file."""
+    taken = _notes(store).with_suffix(".taken")
+    try:
+        os.replace(_notes(store), taken)
+    except OSError:
+        return None, {}
+    return taken, _read_notes(taken)
 
 
 def export_rows(store: RunStore) -> tuple[list[dict[str, str]], list[str]]:
     """Every readable run's CSV row (oldest first, as `RunStore.load` orders them) and the
-    warnings about the files that were not readable."""
+    warnings about the files that were not readable.
+
+    Notes are read where they lie and merged into the cache file only when this export
+    rewrites it anyway (it parsed a file, or files went away) or once COMPACT_NOTES have
+    piled up: rewriting the whole cache after every lesson would cost an export at 2,000
+    runs about as much as the rows themselves."""
     cached = _load(cache_path(store))
-    taken = _take_notes(store, cached)
+    noted = _read_notes(_notes(store))
+    cached.update(noted)
     fresh: dict[str, Any] = {}
     found: list[tuple[str, str, dict[str, str]]] = []  # (created, run id, row)
     warnings: list[str] = []
-    changed = taken is not None
+    changed = False
     try:  # names and lstat in one pass (a Path and a glob match per file cost more)
         with os.scandir(store.dir) as scan:
             entries = sorted((e for e in scan if e.name.endswith(".json")),
@@ -160,11 +175,12 @@ def export_rows(store: RunStore) -> tuple[list[dict[str, str]], list[str]]:
         if key is not None and (rec is None or rec.terminal):
             fresh[item.name] = _entry(key, rec, warning)
             changed = True
-    if changed or len(fresh) != len(cached):  # parsed something, or files went away
-        _save(store, fresh)
-    if taken is not None:  # only once its rows are in the cache file
-        with contextlib.suppress(OSError):
-            taken.unlink()
+    if changed or len(fresh) != len(cached) or len(noted) >= COMPACT_NOTES:
+        taken, late = _take_notes(store)  # with the notes of runs that ended meanwhile
+        _save(store, {**fresh, **late})
+        if taken is not None:  # only once its rows are in the cache file
+            with contextlib.suppress(OSError):
+                taken.unlink()
     found.sort(key=lambda item: (item[0], item[1]))
     return [row for _, _, row in found], warnings
 
