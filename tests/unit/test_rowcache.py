@@ -83,6 +83,8 @@ def test_runs_a_worker_ended_are_exported_without_parsing(tmp_path, monkeypatch)
     read.clear()
     rows, _ = rowcache.export_rows(store)
     assert rows[0]["variant"] == "renamed" and read == [store.path(recs[0].run_id).name]
+    read.clear()  # the cache it rewrote kept the row it read, not the older note
+    assert rowcache.export_rows(store)[0] == rows and read == []
 
 
 def test_a_torn_note_costs_only_its_own_run_a_parse(tmp_path, monkeypatch):

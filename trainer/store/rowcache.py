@@ -176,8 +176,10 @@ def export_rows(store: RunStore) -> tuple[list[dict[str, str]], list[str]]:
             fresh[item.name] = _entry(key, rec, warning)
             changed = True
     if changed or len(fresh) != len(cached) or len(noted) >= COMPACT_NOTES:
-        taken, late = _take_notes(store)  # with the notes of runs that ended meanwhile
-        _save(store, {**fresh, **late})
+        # With the notes of runs that ended meanwhile; what this export checked wins over a
+        # note of the same file (the note may predate a change it just read).
+        taken, late = _take_notes(store)
+        _save(store, {**late, **fresh})
         if taken is not None:  # only once its rows are in the cache file
             with contextlib.suppress(OSError):
                 taken.unlink()
