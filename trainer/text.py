@@ -2,9 +2,10 @@
 
 Text that comes from files (lesson files, run records, typed paths) is untrusted: `clean`
 is the one step that makes it safe to keep and show — terminal control characters (ESC,
-BEL, CSI, OSC, DEL, NUL, …) become visible symbols, so a shared file can neither retitle nor
-clear the terminal. Rich markup is a separate, render-time concern: renderers put such text
-into `rich.text.Text` objects (never into markup strings).
+BEL, CSI, OSC, DEL, NUL, …) and bidi overrides become visible symbols, so a shared file can
+neither retitle nor clear the terminal, nor show its text reordered. Rich markup is a
+separate, render-time concern: renderers put such text into `rich.text.Text` objects (never
+into markup strings).
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ from __future__ import annotations
 import re
 
 _LIST_ITEM = re.compile(r"^([-*•]|\d+[.)])\s")
-# C0 controls except tab and newline, DEL, and the C1 range (which some terminals obey).
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# C0 controls except tab and newline, DEL, the C1 range (which some terminals obey), and the
+# bidirectional embeddings, overrides and isolates: a terminal that does bidi would show a
+# run's name reversed or reordered ("Trojan Source"), so they are shown, never obeyed.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 _SHOWN = {0x1B: "␛", 0x07: "␇", 0x00: "␀", 0x7F: "␡", 0x0D: "␍", 0x08: "␈"}
 
 
@@ -23,7 +26,7 @@ def _visible(match: re.Match[str]) -> str:
         return _SHOWN[code]
     if code < 0x20:
         return chr(0x2400 + code)  # the Unicode "control pictures" block: ␁ ␂ …
-    return "�"  # C1 controls have no picture
+    return "�"  # C1 and bidi controls have no picture
 
 
 def clean(text: str, *, single_line: bool = False) -> str:

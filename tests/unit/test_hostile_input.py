@@ -63,6 +63,8 @@ BAD_FIELDS = [
     ("summary", "oops"), ("error", "oops"), ("history", [1]), ("env", "oops"), ("run_id", 5),
     ("repeat", "two"), ("status", ["x"]), ("config", {"lr": "fast"}), ("run_id", "a\x00b"),
     ("run_id", "../../etc/passwd"), ("history", [{"epoch": 0}]), ("schema", 99),
+    ("summary", {"test_acc": 5.0}), ("summary", {"best_val_acc": -0.1}),
+    ("history", [{**good_doc()["history"][0], "val_acc": 1.5}]),
 ]
 
 
@@ -74,6 +76,19 @@ def test_a_bad_field_is_named_and_the_others_load(tmp_path, field, value):
     assert [r.run_id for r in records] == ["good"]
     (warning,) = warnings
     assert "bad.json" in warning and field in warning
+
+
+def test_a_record_under_another_files_name_is_skipped_and_its_original_kept(tmp_path):
+    """A renamed or copied record would be labelled, saved and deleted through the file its
+    run id names: the copy is skipped with the reason, the original loads and stays intact."""
+    original = json.dumps(good_doc())
+    (tmp_path / "good.json").write_text(original)
+    (tmp_path / "good (copy).json").write_text(json.dumps({**good_doc(), "variant": "forged"}))
+    records, warnings = RunStore(tmp_path).load()
+    assert [(r.run_id, r.variant) for r in records] == [("good", "v")]
+    (warning,) = warnings
+    assert "good (copy).json" in warning and "'run_id'" in warning and "good.json" in warning
+    assert (tmp_path / "good.json").read_text() == original
 
 
 def test_deep_nesting_fifos_and_devices_are_skipped_without_blocking(tmp_path):
@@ -156,6 +171,10 @@ def test_clean_shows_control_characters_and_keeps_text():
     assert clean("tab\tand\nnewline") == "tab\tand\nnewline"
     assert clean("one\ntwo", single_line=True) == "one two"
     assert clean("C1 \x9b here") == "C1 � here"
+    # Bidi overrides and isolates would show a name reversed where the terminal does bidi;
+    # right-to-left text itself and the zero-width marks stay.
+    assert clean("BN \u202eon\u202c \u2066x\u2069") == "BN �on� �x�"
+    assert clean("שלום \u200f ok") == "שלום \u200f ok"
 
 
 LESSON = """title = "T{title}"

@@ -188,7 +188,7 @@ def test_records_written_by_the_first_release_still_load(tmp_path):
                         "lr_dropped": False}],
            "summary": {"epochs_done": 1, "train_seconds": 1.5, "best_epoch": 1,
                        "best_val_loss": 1.9, "best_val_acc": 0.2}, "error": None}
-    (tmp_path / "old.json").write_text(json.dumps(doc))
+    (tmp_path / f"{doc['run_id']}.json").write_text(json.dumps(doc))  # as it saved them
     (rec,), warnings = RunStore(tmp_path).load()
     assert warnings == []
     assert rec.status is RunStatus.STOPPED and rec.config["widths"] == [8, 16]

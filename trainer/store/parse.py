@@ -86,6 +86,10 @@ def _float(doc: Mapping[str, Any], key: str, where: str = "") -> float | None:
     return _number(doc, key, where)
 
 
+def _optional_fraction(doc: Mapping[str, Any], key: str, where: str = "") -> float | None:
+    return None if doc.get(key) is None else _fraction(doc, key, where)
+
+
 def _number(doc: Mapping[str, Any], key: str, where: str = "") -> float:
     value = doc.get(key)
     if value is None:
@@ -93,6 +97,15 @@ def _number(doc: Mapping[str, Any], key: str, where: str = "") -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise RecordError(where + key, f"must be a number, got {_kind(value)}")
     return float(value)
+
+
+def _fraction(doc: Mapping[str, Any], key: str, where: str = "") -> float:
+    """An accuracy: a fraction from 0 to 1 (NaN kept, as for any measured number). A forged
+    5.0 would show as 500% and pull a lesson's mean and verdict with it."""
+    value = _number(doc, key, where)
+    if not 0.0 <= value <= 1.0 and not math.isnan(value):
+        raise RecordError(where + key, f"must be a fraction from 0 to 1, got {_kind(value)}")
+    return value
 
 
 def _bool(doc: Mapping[str, Any], key: str, where: str = "") -> bool:
@@ -175,9 +188,9 @@ def _history(doc: Mapping[str, Any]) -> tuple[EpochRow, ...]:
         rows[epoch] = EpochRow(
             epoch=epoch,
             train_loss=_number(item, "train_loss", where),
-            train_acc=_number(item, "train_acc", where),
+            train_acc=_fraction(item, "train_acc", where),
             val_loss=_number(item, "val_loss", where),
-            val_acc=_number(item, "val_acc", where),
+            val_acc=_fraction(item, "val_acc", where),
             lr=_float(item, "lr", where) or 0.0,
             seconds=_float(item, "seconds", where) or 0.0,
             is_best=_bool(item, "is_best", where),
@@ -193,8 +206,9 @@ def _plain_epoch(item: Any) -> EpochRow | None:
     """The common case fast (a row as the loop writes it), or None to check it field by field.
 
     A store of thousands of 30-epoch runs spends most of its load time here, so rows whose
-    every value already has the exact type are built without the per-field checks; anything
-    else takes the checked path below, which names the bad field.
+    every value already has the exact type (and whose accuracies are fractions) are built
+    without the per-field checks; anything else takes the checked path below, which names
+    the bad field.
     """
     if type(item) is not dict:
         return None
@@ -207,6 +221,7 @@ def _plain_epoch(item: Any) -> EpochRow | None:
     best, dropped = get("is_best", False), get("lr_dropped", False)
     if (type(epoch) is not int or not 1 <= epoch <= MAX_INT
             or any(type(v) not in _FLOATS for v in values)
+            or not (0.0 <= values[1] <= 1.0 and 0.0 <= values[3] <= 1.0)
             or type(lr) not in _FLOATS or type(seconds) not in _FLOATS
             or type(best) is not bool or type(dropped) is not bool):
         return None
@@ -218,8 +233,10 @@ def _summary(doc: Mapping[str, Any]) -> RunSummary:
     raw = _object(doc, "summary")
     w = "summary."
     return RunSummary(
-        test_loss=_float(raw, "test_loss", w), test_acc=_float(raw, "test_acc", w),
-        best_epoch=_int(raw, "best_epoch", w), best_val_acc=_float(raw, "best_val_acc", w),
+        test_loss=_float(raw, "test_loss", w),
+        test_acc=_optional_fraction(raw, "test_acc", w),
+        best_epoch=_int(raw, "best_epoch", w),
+        best_val_acc=_optional_fraction(raw, "best_val_acc", w),
         best_val_loss=_float(raw, "best_val_loss", w), epochs_done=_int(raw, "epochs_done", w),
         train_seconds=_float(raw, "train_seconds", w),
         images_per_s=_float(raw, "images_per_s", w),

@@ -28,7 +28,8 @@ from trainer.store.export import CSV_COLUMNS, record_row
 from trainer.store.record import RunRecord
 from trainer.store.runstore import RunStore
 
-VERSION = 2  # 2: a row is its cells in CSV_COLUMNS order (a third of the JSON to decode)
+VERSION = 3  # 2: a row is its cells in CSV_COLUMNS order (a third of the JSON to decode);
+# 3: records under another file's name and accuracies outside 0–1 are refused
 MAX_CACHE_BYTES = 512 * 1024 * 1024
 COMPACT_NOTES = 500  # notes merged into the cache file once this many have piled up
 

@@ -24,7 +24,7 @@ from trainer.files import read_bounded
 from trainer.store.apply import interrupted, now_iso
 from trainer.store.atomic import atomic_write
 from trainer.store.liveness import writer_gone
-from trainer.store.parse import parse_record
+from trainer.store.parse import RecordError, parse_record
 from trainer.store.record import RunError, RunRecord, RunStatus, safe_run_id
 from trainer.text import clean
 
@@ -215,4 +215,11 @@ def read_record(path: Path) -> RunRecord:
         raise ValueError(f"broken JSON at line {exc.lineno}: {exc.msg}") from None
     except RecursionError:
         raise ValueError("JSON nested too deeply") from None
-    return parse_record(doc)  # RecordError (a ValueError) names the bad field
+    rec = parse_record(doc)  # RecordError (a ValueError) names the bad field
+    if rec.run_id != path.stem:
+        # A record is saved, labelled and deleted through `<run_id>.json`: one under another
+        # name (renamed, or a copy) would have those land on a different file, or none.
+        raise RecordError("run_id", f"is '{rec.run_id}' but the file is named "
+                          f"{clean(path.name, single_line=True)} (renamed or copied?): name "
+                          f"it {rec.run_id}.json to load it")
+    return rec
