@@ -222,6 +222,27 @@ def test_custom_is_a_reserved_key(tmp_path):
     assert "reserved" in load_preset_file(write(tmp_path, "custom", GOOD)).message
 
 
+def test_shared_lesson_files_from_other_editors_and_hostile_ones(tmp_path):
+    """A byte-order mark (Windows editors) loads; a name with control characters, a title,
+    summary or label too long for its one line, or more variants than the charts have
+    colours, each says which and what is allowed."""
+    bom = tmp_path / "bom.toml"
+    bom.write_bytes(b"\xef\xbb\xbf" + GOOD.encode())
+    assert isinstance(load_preset_file(bom), Preset)
+    named = load_preset_file(write(tmp_path, "x\x1b]2;pwned\x07", GOOD))
+    assert isinstance(named, PresetProblem) and "file name" in named.message
+    assert "\x1b" not in str(named)
+    for text, key, most in (
+        (GOOD.replace('"My lesson"', f'"{"T" * 81}"'), "title", "at most 80"),
+        (GOOD.replace('"one line"', f'"{"s" * 201}"'), "summary", "at most 200"),
+        (GOOD.replace('label = "A"', f'label = "{"A" * 41}"'), "label", "at most 40"),
+        (GOOD + "".join(f'[[variants]]\nlabel = "V{i}"\n' for i in range(9)), "variants",
+         "at most 10"),
+    ):
+        prob = problem_of(tmp_path, text)
+        assert prob.key == key and most in prob.message, prob
+
+
 # -- requests ---------------------------------------------------------------------------
 
 

@@ -32,6 +32,10 @@ from trainer.lessons.preset import CUSTOM, EXPECTS, Claim, Preset, PresetProblem
 from trainer.text import clean, reflow
 
 MAX_LESSON_BYTES = 256 * 1024  # the built-in lessons are 2–4 KB each
+# Shown in one line (title: the header and the list; summary: the list; label: table cells,
+# legends) — the built-in ones are at most 30 / 100 / 27 characters.
+MAX_TITLE, MAX_SUMMARY, MAX_LABEL = 80, 200, 40
+MAX_VARIANTS = 10  # one colour each on the charts (tui.widgets.legend.PALETTE)
 
 TOP_KEYS = ("title", "summary", "lesson", "expect", "repeats", "base", "try_next", "variants",
             "claims", "order")
@@ -156,6 +160,10 @@ def _parse(path: Path, text: str) -> Preset:
     key = path.stem
     if key == CUSTOM:
         raise _Bad(f"'{CUSTOM}' is reserved for runs made from plain settings; rename the file")
+    if key != clean(key, single_line=True):
+        # The key is the file's name: shown in `cnn-tui presets`, typed as `--preset KEY`.
+        raise _Bad("the file name has control characters: rename the file (its name is the "
+                   "lesson's key, as in `--preset KEY`)")
 
     for name in data:
         if name not in TOP_KEYS:
@@ -171,6 +179,10 @@ def _parse(path: Path, text: str) -> Preset:
     if "\n" in summary:
         raise _Bad("'summary' must be one line (it is shown in the lesson list)",
                    lines.key("summary"), "summary")
+    for name, value, most in (("title", title, MAX_TITLE), ("summary", summary, MAX_SUMMARY)):
+        if len(value) > most:
+            raise _Bad(f"'{name}' has {len(value):,} characters (at most {most}: it is shown "
+                       "in one line)", lines.key(name), name)
 
     base = _check_settings(data.get("base", {}), "base", lines, lines.base(), None)
     base_cfg = RunConfig.from_dict(base)
@@ -194,6 +206,10 @@ def _parse(path: Path, text: str) -> Preset:
                    "settings it changes (the first is the baseline)", None, "variants")
     if not isinstance(raw_variants, list) or not all(isinstance(v, dict) for v in raw_variants):
         raise _Bad("'variants' must be [[variants]] tables", lines.key("variants"), "variants")
+    if len(raw_variants) > MAX_VARIANTS:
+        raise _Bad(f"{len(raw_variants):,} [[variants]]: a lesson compares at most "
+                   f"{MAX_VARIANTS} (one colour each on the charts)",
+                   lines.table("variants", MAX_VARIANTS), "variants")
     variants: list[Variant] = []
     for i, raw in enumerate(raw_variants):
         start = lines.table("variants", i)
@@ -203,6 +219,10 @@ def _parse(path: Path, text: str) -> Preset:
             raise _Bad(f"{where}: missing `label = \"...\"` (the name shown for this variant)",
                        start, "label")
         label = clean(label.strip(), single_line=True)
+        if len(label) > MAX_LABEL:
+            raise _Bad(f"[[variants]] #{i + 1}: the label has {len(label):,} characters (at "
+                       f"most {MAX_LABEL}: it names the variant in table cells and legends)",
+                       lines.key("label", start), "label")
         if label in {v.label for v in variants}:
             raise _Bad(f"{where}: duplicate label (labels must be unique)",
                        lines.key("label", start), "label")
@@ -298,7 +318,8 @@ def _claim(raw: dict[str, Any], i: int, variants: list[Variant], lines: _Lines) 
 def load_preset_file(path: Path) -> Preset | PresetProblem:
     """One lesson file → a Preset, or the problem that keeps it from loading."""
     try:
-        text = read_bounded(path, MAX_LESSON_BYTES).decode("utf-8")
+        # A byte-order mark (some Windows editors write one) is not part of the text.
+        text = read_bounded(path, MAX_LESSON_BYTES).decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError:
         return PresetProblem(path, "not UTF-8 text")
     except FileRefused as err:
