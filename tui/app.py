@@ -48,6 +48,7 @@ from tui.screens.dialogs import (
     ConfirmScreen,
     DataMissingScreen,
     ExportScreen,
+    ProblemsScreen,
     RunNoteScreen,
     SearchScreen,
 )
@@ -66,6 +67,7 @@ TERMINAL_CHECK_S = 0.5  # how often the app checks that its terminal is still th
 
 
 INLINE_STORE_RUNS = 300  # stores up to this many runs load before the first frame
+PROBLEM_TOASTS = 3  # up to this many skipped files of a kind get a notice each
 
 
 @dataclass
@@ -149,6 +151,7 @@ class CnnTuiApp(App):
         self.bridge = Bridge(trainer, self._deliver,
                              on_error=lambda m: self.post_message(BridgeProblem(m)))
         self._seen_notices: set[str] = set()
+        self.problems: list[tuple[str, str]] = []  # (kind, what): every file skipped
         self._data_dialog_open = False
         self._quitting = False
         self.hung_up = False  # the terminal went away under us (see _watch_terminal)
@@ -166,9 +169,7 @@ class CnnTuiApp(App):
             self.call_after_refresh(self.run_worker, self._load_store, thread=True,
                                     exit_on_error=False)
         self._store_warnings(self.store_warnings)
-        for problem in self.preset_problems:
-            self.notify(str(problem), title="Lesson file skipped", severity="warning", markup=False,
-                        timeout=12)
+        self.report_problems("Lesson files", [f"skipped {p}" for p in self.preset_problems])
         if self.options.check_data:
             self.check_dataset()
         if self.lab_note:
@@ -182,9 +183,7 @@ class CnnTuiApp(App):
             self.call_after_refresh(self._prestart)
         self.bridge.start()
         self.update_titles()
-        for warning in self.prefs_warnings:
-            self.notify(warning, title="Preferences", severity="warning", markup=False,
-                        timeout=12)
+        self.report_problems("Preferences", self.prefs_warnings)
         self.call_after_refresh(self._apply_view_prefs)
         self.call_after_refresh(self._collect_from_now_on)
         self.set_interval(1.0, self.remember_prefs)  # toggle edits, lesson (and a safety net)
@@ -214,9 +213,28 @@ class CnnTuiApp(App):
         self.remember_prefs()  # now, while the screen is there (at exit it is gone first)
 
     def _store_warnings(self, warnings: list[str]) -> None:
-        for warning in warnings:
-            self.notify(warning, title="Run store", severity="warning", markup=False,
-                        timeout=12)
+        self.report_problems("Run store", warnings)
+
+    def report_problems(self, kind: str, problems: list[str]) -> None:
+        """Say what could not be used: a few problems one notice each, more in one notice
+        (a folder of a thousand foreign files would otherwise bury the screen in toasts and
+        stall it for seconds); every one stays listed under "Skipped files" (ctrl+p)."""
+        if not problems:
+            return
+        self.problems.extend((kind, p) for p in problems)
+        if len(problems) <= PROBLEM_TOASTS:
+            for problem in problems:
+                self.notify(problem, title=kind, severity="warning", markup=False, timeout=12)
+            return
+        self.notify(f"{len(problems):,} problems — the first: {problems[0]}\n"
+                    "ctrl+p → “Skipped files” lists them all", title=kind, severity="warning",
+                    markup=False, timeout=15)
+
+    def action_show_problems(self) -> None:
+        if self.problems:
+            self.push_screen(ProblemsScreen(list(self.problems)))
+        else:
+            self.notify("Every file was read: nothing was skipped", timeout=3)
 
     def _load_store(self) -> None:
         """On a worker thread: parse the store, then hand the records to the UI thread."""
@@ -849,6 +867,10 @@ class CnnTuiApp(App):
         yield SystemCommand("Reset toggles", "Back to the lesson's values (ctrl+r)",
                             self._reset_toggles)
         yield SystemCommand("Help", "Every key of cnn-tui, by screen (?)", self.action_help)
+        if self.problems:
+            yield SystemCommand("Skipped files", f"The {len(self.problems):,} run, lesson or "
+                                "settings files that could not be used, and why",
+                                self.action_show_problems)
         for key, preset in t.presets.items():
             yield SystemCommand(f"Switch lesson: {escape(preset.title)}", escape(preset.summary),
                                 lambda k=key: self._switch_lesson(k), discover=False)

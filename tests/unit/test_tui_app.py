@@ -30,7 +30,13 @@ from trainer.store.export import CSV_COLUMNS
 from trainer.store.record import RunRecord, RunStatus
 from trainer.store.runstore import RunStore
 from tui.app import CnnTuiApp, StartOptions
-from tui.screens.dialogs import ChoicesScreen, ConfirmScreen, DataMissingScreen, ExportScreen
+from tui.screens.dialogs import (
+    ChoicesScreen,
+    ConfirmScreen,
+    DataMissingScreen,
+    ExportScreen,
+    ProblemsScreen,
+)
 from tui.screens.help import HelpScreen
 from tui.state.columns import sorted_ids
 from tui.widgets.charts import ChartLegend, CurveChart
@@ -724,6 +730,29 @@ batch_norm = false
 label = "on \\u001b[5m"
 batch_norm = true
 """
+
+
+@aio
+async def test_a_folder_of_foreign_files_is_one_notice_and_every_file_is_listed(tmp_path):
+    """Pointed at a folder of other JSON files, the app says so once (one toast per file
+    stalled the start for seconds and buried the screen) and lists every file on demand."""
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    for i in range(40):
+        (runs / f"other{i:02}.json").write_text('{"name": "not a run"}')
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: any("40 problems" in n for n in notes(app)),
+                       what="one notice for the 40 files")
+        assert sum("other" in n for n in notes(app)) == 1
+        await pilot.press("ctrl+p", *"skipped files")
+        await wait_for(pilot, lambda: palette_offers(app, "Skipped files"), what="the command")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ProblemsScreen), what="the list")
+        listed = plain(app.screen.query_one("#problems-list"))
+        assert all(f"other{i:02}.json" in listed for i in range(40)), listed
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not isinstance(app.screen, ProblemsScreen))
 
 
 @aio

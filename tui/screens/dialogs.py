@@ -283,3 +283,35 @@ class SearchScreen(ModalScreen[str | None]):
 
     def action_cancel(self) -> None:
         self.dismiss(None)
+
+
+class ProblemsScreen(ModalScreen[None]):
+    """Every file the app could not use, and why, by kind (run store, lesson files,
+    preferences): a start with hundreds of bad files shows one notice, not hundreds, and
+    this list keeps the whole of it. The texts are already made safe; shown as plain text."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,q", "close", "Close", show=False),
+    ]
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        """`problems`: (kind, what was wrong), in the order they were found."""
+        super().__init__()
+        self.problems = problems
+
+    def compose(self) -> ComposeResult:
+        n = len(self.problems)
+        with VerticalScroll(id="problems", classes="dialog wide"):
+            yield Label(f"{n:,} file{'s' * (n != 1)} skipped", classes="dialog-title")
+            text = Text()
+            for kind in dict.fromkeys(k for k, _ in self.problems):
+                text.append(f"{kind}\n", style="bold underline")
+                for k, what in self.problems:
+                    if k == kind:
+                        text.append(f"• {what}\n")
+                text.append("\n")
+            yield Static(text, id="problems-list")
+            yield Static(Text("esc or q closes this list", style="dim"))
+
+    def action_close(self) -> None:
+        self.dismiss(None)
