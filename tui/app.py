@@ -232,6 +232,7 @@ class CnnTuiApp(App):
 
     def action_show_problems(self) -> None:
         if self.problems:
+            self.clear_notifications()  # the list says it all; toasts would lie over it
             self.push_screen(ProblemsScreen(list(self.problems)))
         else:
             self.notify("Every file was read: nothing was skipped", timeout=3)
