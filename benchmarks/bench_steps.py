@@ -129,8 +129,9 @@ def main() -> None:
                         pin_memory=cuda, persistent_workers=args.workers > 0,
                         generator=torch.Generator().manual_seed(0))
     graph_failures: list[str] = []
+    pipeline = f"torchvision Dataset + DataLoader({args.workers})"
     rows: dict[str, tuple] = {
-        f"torchvision Dataset + DataLoader({args.workers})": (
+        pipeline: (
             loader_batches(loader, device, cuda), make_step(cfg, device)[1], b),
         "this loop, eager": (
             on_device_batches(splits, Prep(splits, cfg, cuda), b, device),
@@ -154,17 +155,23 @@ def main() -> None:
 
     median = {name: statistics.median(v) for name, v in rates.items()}
     width = max(len(name) for name in [*median, "this loop, graphed"])
-    print(f"median over rounds (s/epoch: wall time of the training part of one "
-          f"{COURSE_TRAIN:,}-image epoch of each run a step trains):")
+    print(f"median over rounds (s/epoch: the training part of one {COURSE_TRAIN:,}-image "
+          f"epoch per run; runs trained together share the group's epoch wall time):")
     for name, rate in median.items():
         runs = rows[name][2] // b
         if name == "this loop, graphed" and graph_failures:  # it timed eager steps
             print(f"  {name:{width}s}  not measured: capture failed ({graph_failures[0]})")
             continue
-        print(f"  {name:{width}s}  {rate:10,.0f} images/s  "
-              f"{runs * COURSE_TRAIN / rate:8.2f} s/epoch")
+        shared = f"  ({runs} runs' epochs in {runs * COURSE_TRAIN / rate:.2f} s)" if runs > 1 \
+            else ""
+        print(f"  {name:{width}s}  {rate:10,.0f} images/s  {COURSE_TRAIN / rate:8.2f} s/epoch"
+              + shared)
         if name == "this loop, eager" and not cuda:
             print(f"  {'this loop, graphed':{width}s}  n/a on cpu")
+    ratios = ", ".join(f"{name.removeprefix('this loop, ')} {rate / median[pipeline]:.1f}×"
+                       for name, rate in median.items() if name.startswith("this loop")
+                       and not (name == "this loop, graphed" and graph_failures))
+    print(f"  vs the DataLoader pipeline, images/s: {ratios}")
     eager, wide = median["this loop, eager"], median[f"this loop, grouped ×{n}"]
     if cuda and not graph_failures:
         graphed = median["this loop, graphed"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import pickle
 import tarfile
@@ -75,6 +76,22 @@ def test_loads_folder_validates_and_warns(tmp_path, nowhere):
     # Pixel order is the official channel-first one: row 0 of the pickle is image 0, R plane.
     batch = pickle.loads((tmp_path / "cifar-10-batches-py" / "data_batch_1").read_bytes())
     assert np.array_equal(raw.train_x[0].reshape(-1).numpy(), batch[b"data"][0])
+
+
+def test_the_gpu_checks_cifar_shaped_stand_in_loads_as_cifar10(tmp_path, nowhere):
+    """benchmarks/cifar_shaped.py is what the GPU check trains on without CIFAR-10: it must
+    pass the real loader's checks, with its own counts, and say it is not the official set."""
+    spec = importlib.util.spec_from_file_location(
+        "cifar_shaped", Path(__file__).resolve().parents[2] / "benchmarks" / "cifar_shaped.py")
+    assert spec is not None and spec.loader is not None
+    shaped = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(shaped)
+    folder = shaped.write(tmp_path, n_train=53, n_test=11)
+    raw = load_raw("cifar10", folder)
+    assert raw.train_x.shape == (53, 3, 32, 32) and raw.test_x.shape == (11, 3, 32, 32)
+    assert set(raw.train_y.tolist()) <= set(range(10)) and raw.classes == data.CIFAR10_CLASSES
+    assert "53 train / 11 test" in raw.note and "differ from the official archive" in raw.note
+    assert shaped.write(tmp_path, n_train=53, n_test=11) == folder  # a complete one is kept
 
 
 def test_loads_tar_gz_and_folder_alike(tmp_path, nowhere):
