@@ -8,6 +8,7 @@ through the spawned worker (`python -m trainer run ...`) to prove the whole path
 from __future__ import annotations
 
 import csv
+import io
 import json
 import subprocess
 import sys
@@ -15,14 +16,16 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
-from helpers import REPO
+from helpers import REPO, tiny
 from helpers.fake_trainer import FakeTrainer, Script
 
 from trainer.cli import main as cli
 from trainer.cli import parser
 from trainer.events import (
     EpochEnd,
+    Preparing,
     RunFinished,
+    RunRequest,
     RunStarted,
 )
 
@@ -330,3 +333,62 @@ def test_export_summary_of_several_lessons(tmp_path, capsys):
     verdicts = list(csv.DictReader((tmp_path / "s-verdict.csv").open()))
     assert {r["preset"] for r in verdicts} == {"tiny", "tiny2"}
     assert "wrote 8 runs" in capsys.readouterr().out
+
+
+# -- what a waiting run says ---------------------------------------------------------------------
+
+
+def waiting_view(trainer: FakeTrainer, ids: list[str]):
+    """A launch's live display over a terminal, and what each of its lines says."""
+    from rich.console import Console
+
+    from trainer.cli.live import LiveView
+    from trainer.host.session import RunSession
+
+    session = RunSession(trainer, keep_cancelled=True)
+    console = Console(file=io.StringIO(), force_terminal=True, width=120)
+    live = LiveView(session, ids, console)
+
+    def lines(events=()) -> dict[str, str]:
+        session.apply(list(events))
+        live.show(list(events))
+        return {t.description: t.fields["info"] for t in live.progress.tasks}
+
+    return session, lines
+
+
+def test_a_run_the_trainer_took_says_what_it_waits_for_before_its_first_event():
+    """At a cold start the worker imports PyTorch for seconds before it says anything: the
+    run's line is there at once and says so, then follows the worker's stages."""
+    trainer = FakeTrainer(Script(hold=True))
+    requests = [RunRequest(config=tiny().to_dict(), preset="tiny", variant=v)
+                for v in ("BN off", "BN on")]
+    session, lines = waiting_view(trainer, [r.run_id for r in requests])
+    session.submit(requests)
+    assert lines() == {"all runs": "0/2 done"}  # queued, nobody has taken it yet
+    trainer.hand_over()
+    shown = lines()
+    assert shown[session.records[requests[0].run_id].name(of_all=True)] == (
+        "starting the trainer (importing PyTorch)…")
+    assert len(shown) == 2  # the second run waits behind its own launch: the bar counts it
+    shown = lines([Preparing(requests[0].run_id, "decoding CIFAR-10", 0.4)])
+    assert shown[session.records[requests[0].run_id].name(of_all=True)] == (
+        "decoding CIFAR-10 40%…")
+
+
+def test_a_launch_queued_behind_other_clients_runs_says_how_many_are_ahead():
+    trainer = FakeTrainer(Script(hold=True))
+    others = [RunRequest(config=tiny().to_dict(), variant=f"theirs {i}") for i in range(2)]
+    ours = [RunRequest(config=tiny().to_dict(), preset="tiny", variant="BN off")]
+    trainer.submit(others)  # another client of the lab was first
+    session, lines = waiting_view(trainer, [r.run_id for r in ours])
+    session.submit(ours)
+    name = session.records[ours[0].run_id].name(of_all=True)
+    trainer.hand_over()
+    assert lines()[name] == "waiting: the trainer has 2 other runs first"
+    trainer.release()
+    trainer.hand_over()
+    assert lines()[name] == "waiting: the trainer has 1 other run first"
+    trainer.release()
+    trainer.hand_over()  # ours, at last
+    assert lines()[name] == "starting the trainer (importing PyTorch)…"

@@ -33,7 +33,7 @@ from trainer.events import (
 )
 from trainer.events import Progress as ProgressEvent
 from trainer.host.session import RunSession
-from trainer.store.record import RunRecord
+from trainer.store.record import RunRecord, RunStatus
 
 
 class LiveView:
@@ -71,13 +71,40 @@ class LiveView:
             if rec is None or event.run_id not in self.run_ids:
                 continue
             self._event(rec, event)
+        self._waiting()
         self._count()
+
+    def _waiting(self) -> None:
+        """A run of this launch that waits gets its line at once, saying for what: the one the
+        trainer took says what it prepares (at a cold start the worker imports PyTorch for
+        seconds before its first word), and the first one queued behind other clients' runs
+        in the lab says how many are ahead. No wait is silent."""
+        session, ours = self.session, set(self.run_ids)
+        current = session.current
+        if current is not None and current.run_id in ours:
+            run_id, info = current.run_id, session.waiting_for(current.run_id)
+        else:
+            pending = session.pending
+            first = next((i for i, r in enumerate(pending) if r.run_id in ours), None)
+            records = session.records
+            if current is None or first is None or any(
+                    records[r].status is not RunStatus.QUEUED for r in ours if r in records):
+                return  # nothing queued, or this launch has begun: each run speaks for itself
+            run_id, ahead = pending[first].run_id, first + 1  # the one in progress, and those
+            info = f"waiting: the trainer has {ahead} other run{'s' * (ahead != 1)} first"
+        rec = session.records.get(run_id)
+        if rec is None or rec.status is not RunStatus.QUEUED:
+            return  # started (its own events speak for it) or ended
+        if run_id in self.tasks:
+            self._update(run_id, 0, info)
+        else:
+            self.tasks[run_id] = self.progress.add_task(rec.name(of_all=True), total=None,
+                                                        info=info)
 
     def _event(self, rec: RunRecord, event: object) -> None:
         run_id = rec.run_id
         if isinstance(event, Preparing):
-            pct = f" {event.fraction:.0%}" if 0 <= event.fraction <= 1 else ""
-            info = f"{event.stage}{pct}…"
+            info = self.session.waiting_for(run_id)
             if run_id in self.tasks:
                 self._update(run_id, 0, info)
             else:

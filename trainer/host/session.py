@@ -254,6 +254,16 @@ class RunSession:
         return dropped
 
     # -- queries ------------------------------------------------------------------------------
+    def waiting_for(self, run_id: str) -> str:
+        """What a run handed to the trainer waits for before it trains ('decoding CIFAR-10
+        40%…'), in the words the app's run bar and `cnn-tui run` both show: the worker's latest
+        stage, else its start (importing PyTorch, the longest wait of a cold start)."""
+        prep = self.preparing.get(run_id)
+        if prep is None:
+            return "starting the trainer (importing PyTorch)…"
+        pct = f" {prep.fraction:.0%}" if 0 <= prep.fraction <= 1 else ""
+        return f"{prep.stage}{pct}…"
+
     def status_label(self, run_id: str) -> str:
         """The status to show: the record's, or "stopping" while a stop is on its way."""
         rec = self.records[run_id]

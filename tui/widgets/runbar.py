@@ -9,7 +9,6 @@ from textual.widget import Widget
 from textual.widgets import Label, ProgressBar
 
 from trainer import formats as fmt
-from trainer.events import Preparing
 from trainer.host.session import STOPPING
 from tui.state.runs import RunsView
 
@@ -21,14 +20,6 @@ def show(label: Label, text: Text) -> None:
     if old != text:
         same_width = isinstance(old, Text) and old.cell_len == text.cell_len
         label.update(text, layout=not same_width)
-
-
-def waiting_for(prep: Preparing | None) -> Text:
-    """'decoding CIFAR-10 40%…': what a run waits for before it trains."""
-    if prep is None:
-        return Text("starting the trainer (importing PyTorch)…", style="dim")
-    pct = f" {prep.fraction:.0%}" if 0 <= prep.fraction <= 1 else ""
-    return Text(f"{prep.stage}{pct}…", style="dim")
 
 
 class RunBar(Widget):
@@ -55,7 +46,7 @@ class RunBar(Widget):
             # Handed to the trainer, not training yet: say what it waits for.
             rec = session.records[current.run_id]
             show(label, Text.assemble(("◔ ", "bold"), (rec.name(), "bold"), "  ",
-                                      waiting_for(session.preparing.get(current.run_id))))
+                                      (session.waiting_for(current.run_id), "dim")))
             show(eta, Text(""))
         elif not running:
             show(label, Text("◌ idle", style="dim"))
@@ -80,7 +71,7 @@ class RunBar(Widget):
             else:
                 done = len(rec.history)
                 name.append(f"  ep {min(done + 1, epochs)}/{epochs} · ")
-                name.append_text(waiting_for(session.preparing.get(run_id)))
+                name.append(session.waiting_for(run_id), "dim")
                 bar.update(total=epochs, progress=done)
             show(label, name)
             show(eta, Text(f"ETA {fmt.duration(state.eta(run_id))}"))
