@@ -172,7 +172,7 @@ class CnnTuiApp(App):
         self.report_problems("Lesson files", [f"skipped {p}" for p in self.preset_problems])
         if self.options.check_data:
             # After the first frame: the notice is a toast over the screen, and drawing it
-            # (~10 ms here) need not hold back the screen it lies over.
+            # (~15 ms here) need not hold back the screen it lies over.
             self.call_after_refresh(self.check_dataset)
         if self.lab_note:
             self.notify(self.lab_note, title="Lab", severity="warning", markup=False,

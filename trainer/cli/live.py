@@ -79,20 +79,20 @@ class LiveView:
         trainer took says what it prepares (at a cold start the worker imports PyTorch for
         seconds before its first word), and the first one queued behind other clients' runs
         in the lab says how many are ahead. No wait is silent."""
-        session, ours = self.session, set(self.run_ids)
+        session, ours, records = self.session, set(self.run_ids), self.session.records
         current = session.current
         if current is not None and current.run_id in ours:
             run_id, info = current.run_id, session.waiting_for(current.run_id)
         else:
             pending = session.pending
             first = next((i for i, r in enumerate(pending) if r.run_id in ours), None)
-            records = session.records
             if current is None or first is None or any(
                     records[r].status is not RunStatus.QUEUED for r in ours if r in records):
                 return  # nothing queued, or this launch has begun: each run speaks for itself
-            run_id, ahead = pending[first].run_id, first + 1  # the one in progress, and those
+            # Ahead of it: the run in progress, and the runs queued before it.
+            run_id, ahead = pending[first].run_id, first + 1
             info = f"waiting: the trainer has {ahead} other run{'s' * (ahead != 1)} first"
-        rec = session.records.get(run_id)
+        rec = records.get(run_id)
         if rec is None or rec.status is not RunStatus.QUEUED:
             return  # started (its own events speak for it) or ended
         if run_id in self.tasks:
