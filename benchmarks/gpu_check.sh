@@ -20,9 +20,12 @@ DEVICE="${GPU_CHECK_DEVICE:-cuda}"
 STEPS="${GPU_CHECK_STEPS:-300}"  # timed steps per data pipeline
 TRAIN="${GPU_CHECK_TRAIN:-50000}"  # images of the CIFAR-shaped stand-in (test: a fifth)
 BUDGET="${GPU_CHECK_BUDGET_S:-450}"  # the full lesson starts only if it can end by then
+# Logs and CSVs (7 files, with a tee of the output 8: what a device call brings back from
+# $OUT) go to OUTDIR; the bulky rest (data, its cache, run records) to WORK.
 OUTDIR="${OUT:-/tmp/gpu-check}"
+WORK="${GPU_CHECK_WORK:-/tmp/gpu-check-work}"
 START=$(date +%s)
-mkdir -p "$OUTDIR"
+mkdir -p "$OUTDIR" "$WORK"
 if compgen -G ".whl/*.whl" >/dev/null; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl || exit 1
@@ -31,7 +34,7 @@ else
   export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 fi
 PY="${PYTHON:-python3}"
-export PYTHONUNBUFFERED=1 CNN_TUI_LAB=off CNN_TUI_HOME="$OUTDIR/home"
+export PYTHONUNBUFFERED=1 CNN_TUI_LAB=off CNN_TUI_HOME="$WORK/home"
 declare -A RESULT
 since() { echo $(( $(date +%s) - START )); }
 
@@ -48,16 +51,21 @@ else
 fi
 
 echo "== lesson data"
+DATA=""
 if [ -f .data/cifar-10-batches-py/data_batch_1 ]; then
   DATA=.data/cifar-10-batches-py
   RESULT[data]="CIFAR-10 (carried)"
 elif [ -f .data/data/cifar10-jpeg.npz ] && [ -f .data/tools/make_cifar10.py ]; then
   # The workplace's re-encoded CIFAR-10 (its JPEGs fit the carry limit, its folder does not).
-  "$PY" .data/tools/make_cifar10.py "$OUTDIR/cifar" > "$OUTDIR/make_cifar10.log" 2>&1
-  DATA="$OUTDIR/cifar/cifar-10-batches-py"
-  RESULT[data]="CIFAR-10 (re-encoded, decoded from the carried .data/data/cifar10-jpeg.npz)"
-else
-  DATA="$("$PY" benchmarks/cifar_shaped.py "$OUTDIR/cifar" --train "$TRAIN" --test $((TRAIN / 5)))"
+  if "$PY" .data/tools/make_cifar10.py "$WORK/cifar10" > "$WORK/make_cifar10.log" 2>&1; then
+    DATA="$WORK/cifar10/cifar-10-batches-py"
+    RESULT[data]="CIFAR-10 (re-encoded, decoded from the carried .data/data/cifar10-jpeg.npz)"
+  else
+    echo "could not decode the carried CIFAR-10: $(tail -1 "$WORK/make_cifar10.log")"
+  fi
+fi
+if [ -z "$DATA" ]; then
+  DATA="$("$PY" benchmarks/cifar_shaped.py "$WORK/cifar-shaped" --train "$TRAIN" --test $((TRAIN / 5)))"
   RESULT[data]="CIFAR-shaped stand-in, $TRAIN train images of random pixels (accuracies mean nothing)"
 fi
 echo "${RESULT[data]}: $DATA"
