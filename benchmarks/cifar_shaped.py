@@ -18,19 +18,19 @@ from pathlib import Path
 
 import numpy as np
 
-CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
-           "truck"]
+# The layout the loader reads, from the loader itself (so the two cannot drift apart).
+from trainer.engine.data import CIFAR10_CLASSES, META_FILE, TEST_FILE, TRAIN_FILES
+from trainer.locate import FOLDER
 
 
 def write(out: Path, n_train: int, n_test: int, seed: int = 0) -> Path:
     """Write the folder under `out` and return it (an existing complete one is kept)."""
-    folder = out / "cifar-10-batches-py"
-    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch", "batches.meta"]
-    if all((folder / n).is_file() for n in names):
+    folder = out / FOLDER
+    if all((folder / n).is_file() for n in [*TRAIN_FILES, TEST_FILE, META_FILE]):
         return folder
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    per_batch = -(-n_train // 5)  # the last batch takes what is left
+    per_batch = -(-n_train // len(TRAIN_FILES))  # the last batch takes what is left
 
     def dump(name: str, n: int) -> None:
         batch = {b"batch_label": name.encode(), b"labels": rng.integers(0, 10, n).tolist(),
@@ -40,11 +40,11 @@ def write(out: Path, n_train: int, n_test: int, seed: int = 0) -> Path:
         tmp.write_bytes(pickle.dumps(batch, protocol=4))
         tmp.replace(folder / name)  # a folder cut off mid-write is never taken as complete
 
-    for i in range(5):
-        dump(f"data_batch_{i + 1}", max(0, min(per_batch, n_train - i * per_batch)))
-    dump("test_batch", n_test)
-    meta = {b"label_names": [c.encode() for c in CLASSES], b"num_vis": 3072}
-    (folder / "batches.meta").write_bytes(pickle.dumps(meta, protocol=2))
+    for i, name in enumerate(TRAIN_FILES):
+        dump(name, max(0, min(per_batch, n_train - i * per_batch)))
+    dump(TEST_FILE, n_test)
+    meta = {b"label_names": [c.encode() for c in CIFAR10_CLASSES], b"num_vis": 3072}
+    (folder / META_FILE).write_bytes(pickle.dumps(meta, protocol=2))
     return folder
 
 

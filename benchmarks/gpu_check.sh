@@ -108,7 +108,8 @@ RESULT[epoch]="$(grep -E '^  this loop, (eager|graphed|grouped)' "$OUTDIR/steps.
   | sed -E 's/^ +this loop, //; s/ {2,}/ /g; s/ images\/s/ img\/s/' | paste -sd ';' - | sed 's/;/; /g')"
 RESULT[vs_loader]="$(grep -E 'vs the DataLoader pipeline' "$OUTDIR/steps.log" | tail -1 | sed 's/^ *//')"
 
-# The full lesson costs about ten short ones less nine start-ups; start it only if that fits.
+# The full lesson has ten times the short one's epochs and one start-up, so ten short ones
+# bound it from above; start it only if that fits.
 LEFT=$(( BUDGET - $(since) ))
 ESTIMATE=$(( SHORT_MS * 10 / 1000 ))
 if [ "$LEFT" -gt "$ESTIMATE" ]; then
